@@ -1,0 +1,203 @@
+"""The FASHN HTTP client: HTTP answers in, typed results and errors out.
+
+Nothing here retries: whether and when to send again is the engine's decision,
+because a resent `/run` can cost credits twice. The API key lives only in the
+headers of one httpx client and is never part of an error message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .models import TERMINAL_STATUSES
+from .policy import KNOWN_ERRORS
+
+DEFAULT_BASE_URL = "https://api.fashn.ai/v1"
+
+
+class ApiError(Exception):
+    """An answer (or the lack of one) from the API that the engine must act on."""
+
+    def __init__(self, message: str, *, status: int | None = None, name: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.name = name
+
+
+class BadRequest(ApiError):
+    """400: the job is wrong; sending it again unchanged cannot help."""
+
+
+class Unauthorized(ApiError):
+    """401: the key is wrong."""
+
+
+class OutOfCreditsError(ApiError):
+    """402, or 429 OutOfCredits: the account cannot pay for more predictions."""
+
+
+class NotFound(ApiError):
+    """404: the prediction id is unknown or no longer tracked."""
+
+
+class RateLimited(ApiError):
+    """429 RateLimitExceeded or ConcurrencyLimitExceeded: nothing was created."""
+
+    def __init__(self, message: str, *, name: str, retry_after: float | None):
+        super().__init__(message, status=429, name=name)
+        self.retry_after = retry_after
+
+    @property
+    def concurrency(self) -> bool:
+        return self.name == "ConcurrencyLimitExceeded"
+
+
+class Transient(ApiError):
+    """5xx, a timeout, a dropped connection or an unreadable answer.
+
+    On `/run` the request may or may not have created a prediction.
+    """
+
+
+@dataclass(frozen=True)
+class Accepted:
+    prediction_id: str
+    credits: int
+
+
+@dataclass(frozen=True)
+class Status:
+    status: str
+    outputs: list[str]
+    error_name: str | None
+    error_message: str | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class FashnClient:
+    """Typed calls to `/run` and `/status`, over one shared `httpx.AsyncClient`."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str):
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def run(self, model_name: str, inputs: dict[str, Any]) -> Accepted:
+        body = {"model_name": model_name, "inputs": inputs}
+        response = await self._send("POST", "/run", json=body)
+        data = _json_object(response)
+        prediction_id = data.get("id")
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise Transient(f"/run answered {response.status_code} without a prediction id")
+        return Accepted(prediction_id, _credits_header(response))
+
+    async def status(self, prediction_id: str) -> Status:
+        response = await self._send("GET", f"/status/{prediction_id}")
+        data = _json_object(response)
+        status = data.get("status")
+        if not isinstance(status, str):
+            raise Transient("/status answered without a status")
+        output = data.get("output") or []
+        if isinstance(output, str):
+            output = [output]
+        name, message = _runtime_error(data.get("error"))
+        return Status(status, [str(o) for o in output], name, message)
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method, self._base + path, headers=self._headers, **kwargs
+            )
+        except httpx.TimeoutException as exc:
+            raise Transient(f"{method} {path} timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise Transient(f"{method} {path} failed: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            raise _api_error(response, path)
+        return response
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Transient(f"answer {response.status_code} is not JSON") from None
+    if not isinstance(data, dict):
+        raise Transient(f"answer {response.status_code} is not a JSON object")
+    return data
+
+
+def _credits_header(response: httpx.Response) -> int:
+    try:
+        return int(response.headers.get("x-fashn-credits-used", "0"))
+    except ValueError:
+        return 0
+
+
+def _runtime_error(error: object) -> tuple[str | None, str | None]:
+    """A failed prediction's error: an object {name, message} (SDK, docs) or a string (spec)."""
+    if error is None or error == "":
+        return None, None
+    if isinstance(error, dict):
+        name = error.get("name")
+        message = error.get("message")
+        return (str(name) if name else "UnknownError", str(message) if message else "")
+    text = str(error).strip()
+    # A plain string may be the error's name, or start with it: "PoseError: ...".
+    head, _, rest = text.partition(":")
+    if head.strip() in KNOWN_ERRORS:
+        return head.strip(), rest.strip()
+    return "UnknownError", text
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, from `retry-after-ms` or `Retry-After` (seconds, maybe fractional)."""
+    ms = response.headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None  # an HTTP date: rare enough to fall back to our own backoff
+    return None
+
+
+def _api_error(response: httpx.Response, path: str) -> ApiError:
+    code = response.status_code
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    name = str(data.get("error") or "")
+    message = str(data.get("message") or name or response.reason_phrase)
+    text = f"{path}: {code} {name}: {message}" if name else f"{path}: {code} {message}"
+    if code == 400:
+        return BadRequest(text, status=code, name=name or "BadRequest")
+    if code == 401:
+        return Unauthorized(text, status=code, name=name or "UnauthorizedAccess")
+    if code == 402 or (code == 429 and name == "OutOfCredits"):
+        return OutOfCreditsError(text, status=code, name=name or "OutOfCredits")
+    if code == 404:
+        return NotFound(text, status=code, name=name or "NotFound")
+    if code == 429:
+        return RateLimited(
+            text, name=name or "RateLimitExceeded", retry_after=retry_after(response)
+        )
+    if code in (408, 409) or code >= 500:
+        return Transient(text, status=code, name=name or None)
+    # Other 4xx: the request itself is at fault; treat as a bad request.
+    return BadRequest(text, status=code, name=name or None)

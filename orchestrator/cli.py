@@ -1,0 +1,298 @@
+"""The `orchestrator` command: parse, call, print. One place maps errors to exit codes:
+0 all completed; 1 finished with failed jobs; 2 invalid input or usage;
+3 stopped early and resumable (auth, out of credits, interrupted)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from . import report as reports
+from .api import DEFAULT_BASE_URL
+from .config import DEFAULT_DB, DEFAULT_OUT, Settings
+from .display import ProgressView, print_summary
+from .errors import OrchestratorError, StopRun, UsageError
+from .limits import RateLimit
+from .models import JobState
+from .service import queue_manifest, run_queue, sandbox_settings
+from .store import Store
+
+log = logging.getLogger("orchestrator")
+F = TypeVar("F", bound=Callable[..., Any])
+SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+class _Redact(logging.Filter):
+    """Last line of defence: the API key never reaches a log line."""
+
+    def __init__(self, secret: str):
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret:
+            message = record.getMessage()
+            if self.secret in message:
+                record.msg, record.args = message.replace(self.secret, "***"), ()
+        return True
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    if stderr.is_terminal:
+        handler: logging.Handler = RichHandler(console=stderr, show_path=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_Redact(os.environ.get("FASHN_API_KEY", "")))
+    root = logging.getLogger("orchestrator")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------------- options
+
+
+def _db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_DB,
+        envvar="ORCHESTRATOR_DB",
+        show_envvar=True,
+        show_default=True,
+        help="The SQLite queue.",
+    )(f)
+
+
+def _limit(_ctx: Any, param: click.Parameter, value: str | None) -> RateLimit | None:
+    if value is None or value.lower() == "none":
+        return None
+    return RateLimit.parse(value, option=f"--{param.name.replace('_', '-')}" if param.name else "")
+
+
+def _run_options(f: F) -> F:
+    options = [
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=DEFAULT_OUT,
+            show_default=True,
+            help="Outputs go to OUT/<batch>/<job-id>/<n>.<ext>.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=6,
+            show_default=True,
+            help="Most predictions in flight at once (the API allows 6 per account).",
+        ),
+        click.option(
+            "--run-limit",
+            default="50/60",
+            show_default=True,
+            callback=_limit,
+            help="Most POST /run requests in any window: N/SECONDS, or 'none'.",
+        ),
+        click.option(
+            "--status-limit",
+            default="50/10",
+            show_default=True,
+            callback=_limit,
+            help="Most GET /status requests in any window: N/SECONDS, or 'none'.",
+        ),
+        click.option(
+            "--max-attempts",
+            type=click.IntRange(1, 20),
+            default=3,
+            show_default=True,
+            help="Predictions per job before a retryable failure becomes final.",
+        ),
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help="Run against an in-process FASHN sandbox: no API key, no credits spent.",
+        ),
+        click.option(
+            "--sandbox-scale",
+            type=click.FloatRange(min=0.001, max=10),
+            default=SANDBOX_SCALE,
+            show_default=True,
+            help="With --sandbox: multiplies every duration (latencies, windows).",
+        ),
+        click.option("--sandbox-seed", type=int, default=0, show_default=True, hidden=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _settings(opts: dict[str, Any]) -> Settings:
+    return Settings(
+        base_url=os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
+        api_key=os.environ.get("FASHN_API_KEY", ""),
+        out_dir=opts["out"],
+        concurrency=opts["concurrency"],
+        run_limit=opts["run_limit"],
+        status_limit=opts["status_limit"],
+        max_attempts=opts["max_attempts"],
+    )
+
+
+@contextmanager
+def _target(opts: dict[str, Any]) -> Iterator[Settings]:
+    """The settings to run with: the real API (key required) or the sandbox."""
+    settings = _settings(opts)
+    if opts["sandbox"]:
+        with sandbox_settings(
+            settings, time_scale=opts["sandbox_scale"], seed=opts["sandbox_seed"]
+        ) as sandboxed:
+            yield sandboxed
+        return
+    if not settings.api_key:
+        raise UsageError(
+            "FASHN_API_KEY is not set: export your API key (or use --sandbox to rehearse "
+            "against the local sandbox, or --queue-only to queue without running)"
+        )
+    yield settings
+
+
+def _run(store: Store, opts: dict[str, Any], batches: list[str] | None) -> int:
+    with _target(opts) as settings:
+        view = ProgressView(stderr, interval=settings.progress_interval)
+        try:
+            with view:
+                outcome = run_queue(
+                    store,
+                    settings,
+                    batches,
+                    on_progress=view,
+                    progress_every=view.refresh_every,
+                    handle_signals=True,
+                )
+        except StopRun:
+            print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+            raise
+    print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+    stderr.print(f"outputs in {settings.out_dir.resolve()}")
+    return 1 if outcome.counts.get(JobState.FAILED, 0) else 0
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: every request).")
+@click.version_option(package_name="fashn-orchestrator")
+def cli(verbose: int) -> None:
+    """Push whole catalogs through the FASHN API: queued, within every limit, resumable.
+
+    The API key is read from FASHN_API_KEY and the API from FASHN_BASE_URL
+    (default https://api.fashn.ai/v1).
+    """
+    _setup_logging(verbose)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--batch", help="Batch name (default: the manifest's `batch:` or file name).")
+@click.option("--queue-only", is_flag=True, help="Validate and queue, but do not run.")
+@click.option("--replace", is_flag=True, help="Queue changed jobs (same id, new inputs) again.")
+@_db_option
+@_run_options
+def submit(
+    manifest: Path, batch: str | None, queue_only: bool, replace: bool, db: Path, **opts: Any
+) -> int:
+    """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
+    store = Store(db)
+    result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
+    stderr.print(
+        f"batch {result.batch_id}: {result.added} job(s) queued, "
+        f"{result.unchanged} already known, {result.replaced} replaced"
+    )
+    if queue_only:
+        return 0
+    return _run(store, opts, [result.batch_id])
+
+
+@cli.command()
+@click.argument("batch", required=False)
+@click.option("--retry-failed", is_flag=True, help="Give failed jobs a fresh set of attempts.")
+@_db_option
+@_run_options
+def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
+    """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
+    store = Store(db)
+    batches = store.resolve_batches(batch) if batch else None
+    if retry_failed:
+        stderr.print(f"{store.requeue_failed(batches)} failed job(s) queued again")
+    return _run(store, opts, batches)
+
+
+@cli.command()
+@click.argument("batch", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_db_option
+def status(batch: str | None, as_json: bool, db: Path) -> int:
+    """How many jobs are queued, running, done and failed, and the credits spent."""
+    store = Store(db)
+    summary = reports.summarize(store, store.resolve_batches(batch))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print_summary(stdout, summary)
+    return 0
+
+
+@cli.command()
+@click.argument("batch", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@_db_option
+def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
+    """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
+    store = Store(db)
+    rows = reports.job_reports(store, store.resolve_batches(batch))
+    writer = reports.write_json if fmt == "json" else reports.write_csv
+    with open(output, "w", newline="") if output else nullcontext(sys.stdout) as fh:
+        writer(rows, fh)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="orchestrator", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        stderr.print("interrupted: run `orchestrator resume` to continue")
+        code = 3
+    except click.ClickException as exc:
+        exc.show()
+        code = 2
+    except OrchestratorError as exc:
+        stderr.print("error:", style="bold red", end=" ")
+        stderr.print(str(exc), markup=False, highlight=False)
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

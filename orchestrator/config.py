@@ -1,0 +1,54 @@
+"""Run settings: what the flags, the environment and the defaults decide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .api import DEFAULT_BASE_URL
+from .limits import RateLimit
+
+DEFAULT_DB = "orchestrator.db"
+DEFAULT_OUT = "outputs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know. Durations are seconds."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = field(default="", repr=False)  # never printed
+    out_dir: Path = Path(DEFAULT_OUT)
+    concurrency: int = 6
+    run_limit: RateLimit | None = RateLimit(50, 60.0)
+    status_limit: RateLimit | None = RateLimit(50, 10.0)
+    max_attempts: int = 3
+    # HTTP timeout of one request.
+    request_timeout: float = 60.0
+    # A prediction not terminal after this long is given up as failed (retryable).
+    prediction_timeout: float = 15 * 60.0
+    # Exponential backoff after transport errors and 5xx: base and cap.
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    # This many consecutive requests without any answer stop the run (resumable).
+    max_transport_failures: int = 12
+    # Tries per output download before the job is marked failed (resume tries again).
+    download_tries: int = 5
+    download_concurrency: int = 8
+    # Bounded burst of status requests above the sustained rate.
+    status_burst: int = 6
+    # Seconds between plain progress lines when not on a terminal.
+    progress_interval: float = 30.0
+
+    def scaled(self, factor: float) -> Settings:
+        """The same settings with every duration multiplied by `factor` (sandbox time)."""
+        return replace(
+            self,
+            run_limit=self.run_limit.scaled(factor) if self.run_limit else None,
+            status_limit=self.status_limit.scaled(factor) if self.status_limit else None,
+            request_timeout=max(self.request_timeout * factor, 5.0),
+            prediction_timeout=self.prediction_timeout * factor,
+            backoff_base=self.backoff_base * factor,
+            backoff_cap=self.backoff_cap * factor,
+            progress_interval=self.progress_interval * factor,
+        )

@@ -1,0 +1,70 @@
+"""Job, attempt and status types. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a slot (first time or for a retry)
+    RUNNING = "running"  # an attempt is being sent or is in flight
+    DOWNLOADING = "downloading"  # the prediction completed; outputs are being saved
+    COMPLETED = "completed"  # every output is on disk
+    FAILED = "failed"  # permanently failed; `error` says why
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+
+class AttemptState(enum.StrEnum):
+    PENDING = "pending"  # row committed; POST /run may or may not have reached the API
+    SUBMITTED = "submitted"  # the API returned a prediction id
+    COMPLETED = "completed"
+    FAILED = "failed"  # the prediction failed (runtime error, timeout, 404)
+    REJECTED = "rejected"  # the API answered /run with an error: nothing was created
+
+
+# Statuses the API reports; the SDK also knows canceled and time_out.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "time_out"})
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a job came from in its manifest."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(model_name: str, inputs: Mapping[str, Any]) -> str:
+    """A stable hash of what a job asks for: same model and inputs, same fingerprint."""
+    digest = hashlib.sha256(canonical_json([model_name, inputs]).encode()).hexdigest()
+    return digest
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One validated job from a manifest, ready to queue."""
+
+    id: str
+    model_name: str
+    inputs: Mapping[str, Any]
+    priority: int = 0
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.model_name, self.inputs)

@@ -1,0 +1,135 @@
+"""The queue's tables. Migrations under migrations/ must produce exactly this
+schema (a test compares them); store.py is the only module that queries it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String, primary_key=True),  # the batch name, safe as a directory name
+    Column("manifest", Text, nullable=False),  # path of the manifest it came from
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("batch_id", String, ForeignKey("batches.id"), nullable=False),
+    Column("job_id", String, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("model_name", String, nullable=False),
+    Column("inputs", Text, nullable=False),  # canonical JSON; large data URIs live in blobs
+    Column("fingerprint", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),  # failed predictions
+    Column("not_before", Float),  # backoff: not to be sent before this time
+    Column("error", Text),
+    Column("credits", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("batch_id", "job_id", name="uq_jobs_batch_job"),
+    Index("ix_jobs_batch_state", "batch_id", "state"),
+)
+# The submitter's "next job" query (highest priority first, then manifest order)
+# reads this index in order and stops at the first row.
+Index("ix_jobs_queue", jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("job_pk", Integer, ForeignKey("jobs.pk"), nullable=False),
+    Column("state", String, nullable=False),
+    Column("prediction_id", String),
+    Column("status", String),  # the last status the API reported
+    Column("credits", Integer),
+    Column("uncertain", Boolean, nullable=False, server_default="0"),
+    Column("error_name", String),
+    Column("error_message", Text),
+    Column("sent_at", Float),
+    Column("accepted_at", Float),
+    Column("finished_at", Float),  # when the client first saw it terminal
+    Index("ix_attempts_job", "job_pk"),
+    Index("ix_attempts_state", "state"),
+)
+
+outputs = Table(
+    "outputs",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("job_pk", Integer, ForeignKey("jobs.pk"), nullable=False),
+    Column("attempt_pk", Integer, ForeignKey("attempts.pk"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("url", Text, nullable=False),  # a data URI is kept whole only until it is saved
+    Column("state", String, nullable=False),  # pending, saved, failed
+    Column("tries", Integer, nullable=False, server_default="0"),
+    Column("path", Text),
+    Column("sha256", String),
+    Column("size", Integer),
+    Column("error", Text),
+    Column("saved_at", Float),
+    UniqueConstraint("attempt_pk", "idx", name="uq_outputs_attempt_idx"),
+    Index("ix_outputs_job", "job_pk"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("job_pk", Integer, ForeignKey("jobs.pk"), nullable=False),
+    Column("attempt_pk", Integer, ForeignKey("attempts.pk"), nullable=False),
+    Column("prediction_id", String, nullable=False),
+    Column("credits", Integer, nullable=False),  # positive: charged; negative: refunded
+    Column("kind", String, nullable=False),  # charge, refund
+    Column("at", Float, nullable=False),
+    Index("ix_ledger_job", "job_pk"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("batch_id", String),
+    Column("job_pk", Integer),
+    Column("kind", String, nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_events_job", "job_pk"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String, primary_key=True),
+    Column("data", Text, nullable=False),
+)
+
+# Every request to a limited endpoint, so that a restarted process can seed its
+# sliding windows with what the previous one sent.
+requests = Table(
+    "requests",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("endpoint", String, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("done_at", Float),
+    Index("ix_requests_endpoint_sent", "endpoint", "sent_at"),
+)

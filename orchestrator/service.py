@@ -1,0 +1,74 @@
+"""The operations behind the commands, usable from Python and from tests alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+
+from .config import Settings
+from .engine import Engine, Progress, RunOutcome
+from .manifest import read_manifest
+from .outputs import safe_name
+from .store import IngestResult, Store
+
+log = logging.getLogger("orchestrator")
+
+
+def queue_manifest(
+    store: Store, path: Path, *, batch: str | None = None, replace_changed: bool = False
+) -> IngestResult:
+    """Validate a manifest and queue its jobs: all of them, or (on any error) none."""
+    manifest = read_manifest(path)
+    batch_id = batch or manifest.batch_name
+    if safe_name(batch_id) != batch_id:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"batch name {batch_id!r} cannot be a directory name; "
+            "pass --batch with letters, digits, '.', '_' or '-'"
+        )
+    result = store.ingest(
+        batch_id, str(path), manifest.jobs(), manifest.problems, replace=replace_changed
+    )
+    for warning in manifest.warnings:
+        log.warning("%s", warning)
+    return result
+
+
+def run_queue(
+    store: Store,
+    settings: Settings,
+    batches: Sequence[str] | None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: float = 1.0,
+    handle_signals: bool = False,
+) -> RunOutcome:
+    """Run the queue until every job of `batches` is finished, or the run must stop."""
+    engine = Engine(
+        store,
+        settings,
+        batches=batches,
+        on_progress=on_progress,
+        progress_every=progress_every,
+        handle_signals=handle_signals,
+    )
+    with store.run_lock():
+        return anyio.run(engine.run)
+
+
+@contextmanager
+def sandbox_settings(settings: Settings, *, time_scale: float, seed: int) -> Iterator[Settings]:
+    """Run against an in-process FASHN sandbox: its URL and key, its scaled time."""
+    from .sandbox import SandboxConfig, SandboxServer
+
+    config = SandboxConfig(seed=seed, time_scale=time_scale)
+    with SandboxServer(config) as server:
+        log.info("sandbox listening on %s (time scale %g)", server.base_url, time_scale)
+        scaled = settings.scaled(time_scale)
+        yield replace(scaled, base_url=server.base_url, api_key=config.api_key)

@@ -1,0 +1,907 @@
+"""The SQLite queue. Every query the orchestrator makes lives in this module.
+
+Durability rules the engine relies on:
+- an attempt row (and its request log entry) is committed before `POST /run` is sent;
+- the prediction id and its credits are committed in the transaction that reads the answer;
+- a prediction's output URLs are committed with its completion, so a crash before the
+  download only means downloading later, never predicting again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+
+from . import schema as t
+from .errors import ChangedJobError, ManifestError, OrchestratorError, Problem, UsageError
+from .models import AttemptState, JobSpec, JobState, canonical_json
+
+# Data URIs longer than this are stored once in `blobs` and referenced from jobs,
+# so a catalog that puts one local photo into 5,000 jobs stores it once.
+BLOB_THRESHOLD = 512
+_BLOB_KEY = "$blob"
+_INGEST_CHUNK = 5_000
+
+
+def _migrations_dir() -> Path:
+    import migrations
+
+    return Path(migrations.__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    batch_id: str
+    added: int
+    unchanged: int
+    replaced: int
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job taken from the queue with the attempt row created for it."""
+
+    job_pk: int
+    batch_id: str
+    job_id: str
+    model_name: str
+    inputs: dict[str, Any]
+    failures: int
+    attempt_pk: int
+    request_pk: int
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A prediction that has an id and was not yet seen terminal."""
+
+    job_pk: int
+    batch_id: str
+    job_id: str
+    model_name: str
+    attempt_pk: int
+    prediction_id: str
+    accepted_at: float
+    failures: int
+
+
+@dataclass(frozen=True)
+class PendingOutput:
+    output_pk: int
+    job_pk: int
+    batch_id: str
+    job_id: str
+    idx: int
+    url: str
+    tries: int
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What an earlier, interrupted run left behind."""
+
+    flights: list[Flight]
+    downloads: list[int]  # job pks with outputs still to save
+    lost: int  # attempts sent without an answer: resubmitted, marked uncertain
+    unsent: int  # attempts created but never sent: dropped
+
+
+class Store:
+    """All persistence behind one class; migrates the database when it opens it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(f"sqlite:///{self.path}")
+        sync = "FULL" if durable else "NORMAL"
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sync}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        self._migrate()
+
+    def _migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_migrations_dir()))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ locking
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Only one process may run the queue of a database at a time."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"another orchestrator process is running on {self.path}; "
+                    "wait for it to finish or stop it first"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(
+        self,
+        batch_id: str,
+        manifest: str,
+        specs: Iterable[JobSpec],
+        problems: list[Problem],
+        *,
+        replace: bool = False,
+    ) -> IngestResult:
+        """Queue a manifest's jobs in one transaction: all of them, or nothing.
+
+        `problems` is the manifest reader's list, filled while `specs` is consumed;
+        duplicate ids are found here, with SQL, so memory does not grow with the file.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            cur = raw.cursor()
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staging (job_id TEXT, model_name TEXT,"
+                " inputs TEXT, fingerprint TEXT, priority INTEGER, line INTEGER)"
+            )
+            cur.execute("DELETE FROM staging")
+            blob_cache: set[str] = set()
+            chunk: list[tuple[Any, ...]] = []
+            for spec in specs:
+                inputs = self._store_blobs(cur, spec.inputs, blob_cache)
+                line = spec.location.line if spec.location else None
+                chunk.append(
+                    (spec.id, spec.model_name, inputs, spec.fingerprint, spec.priority, line)
+                )
+                if len(chunk) >= _INGEST_CHUNK:
+                    cur.executemany("INSERT INTO staging VALUES (?,?,?,?,?,?)", chunk)
+                    chunk.clear()
+            if chunk:
+                cur.executemany("INSERT INTO staging VALUES (?,?,?,?,?,?)", chunk)
+
+            all_problems = list(problems) + self._duplicate_problems(cur, manifest)
+            if all_problems:
+                cur.execute("DELETE FROM staging")
+                conn.rollback()
+                raise ManifestError(sorted(all_problems, key=lambda p: p.line or 0))
+
+            changed = cur.execute(
+                "SELECT s.job_id, s.line, j.state FROM staging s JOIN jobs j"
+                " ON j.batch_id = ? AND j.job_id = s.job_id WHERE j.fingerprint != s.fingerprint"
+                " ORDER BY s.rowid",
+                (batch_id,),
+            ).fetchall()
+            if changed and not replace:
+                conn.rollback()
+                raise ChangedJobError(_changed_message(manifest, batch_id, changed))
+            busy = [c for c in changed if c[2] in (JobState.RUNNING, JobState.DOWNLOADING)]
+            if busy:
+                conn.rollback()
+                ids = ", ".join(c[0] for c in busy[:10])
+                raise ChangedJobError(
+                    f"cannot replace jobs with a prediction in flight ({ids}); "
+                    "run `orchestrator resume` until they finish, then submit again"
+                )
+
+            cur.execute(
+                "INSERT OR IGNORE INTO batches (id, manifest, created_at, updated_at)"
+                " VALUES (?,?,?,?)",
+                (batch_id, manifest, now, now),
+            )
+            cur.execute(
+                "UPDATE batches SET manifest = ?, updated_at = ? WHERE id = ?",
+                (manifest, now, batch_id),
+            )
+            cur.execute(
+                "UPDATE jobs SET model_name = s.model_name, inputs = s.inputs,"
+                " fingerprint = s.fingerprint, priority = s.priority, state = 'queued',"
+                " failures = 0, not_before = NULL, error = NULL, updated_at = ?"
+                " FROM staging s WHERE jobs.batch_id = ? AND jobs.job_id = s.job_id"
+                " AND jobs.fingerprint != s.fingerprint",
+                (now, batch_id),
+            )
+            replaced = len(changed)
+            cur.execute(
+                "INSERT INTO jobs (batch_id, job_id, priority, model_name, inputs, fingerprint,"
+                " state, failures, credits, created_at, updated_at)"
+                " SELECT ?, s.job_id, s.priority, s.model_name, s.inputs, s.fingerprint,"
+                " 'queued', 0, 0, ?, ? FROM staging s WHERE NOT EXISTS"
+                " (SELECT 1 FROM jobs j WHERE j.batch_id = ? AND j.job_id = s.job_id)"
+                " ORDER BY s.rowid",
+                (batch_id, now, now, batch_id),
+            )
+            added = cur.rowcount
+            total = cur.execute("SELECT count(*) FROM staging").fetchone()[0]
+            cur.execute("DELETE FROM staging")
+            self._event(conn, batch_id, None, "submit", f"{added} added, {replaced} replaced")
+        return IngestResult(batch_id, added, total - added - replaced, replaced)
+
+    @staticmethod
+    def _store_blobs(cur: Any, inputs: Any, seen: set[str]) -> str:
+        """Canonical JSON of `inputs`, with large data URIs moved to `blobs`."""
+        slim: dict[str, Any] = {}
+        for key, value in inputs.items():
+            if isinstance(value, str) and len(value) > BLOB_THRESHOLD and value.startswith("data:"):
+                digest = hashlib.sha256(value.encode()).hexdigest()
+                if digest not in seen:
+                    cur.execute(
+                        "INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (digest, value)
+                    )
+                    seen.add(digest)
+                slim[key] = {_BLOB_KEY: digest}
+            else:
+                slim[key] = value
+        return canonical_json(slim)
+
+    @staticmethod
+    def _duplicate_problems(cur: Any, manifest: str) -> list[Problem]:
+        rows = cur.execute(
+            "SELECT job_id, group_concat(line) FROM staging GROUP BY job_id"
+            " HAVING count(*) > 1 LIMIT 1000"
+        ).fetchall()
+        problems = []
+        for job_id, lines in rows:
+            numbers = sorted(int(n) for n in str(lines).split(",") if n and n != "None")
+            first, *rest = numbers or [0]
+            for line in rest:
+                problems.append(
+                    Problem(
+                        manifest,
+                        line,
+                        "id",
+                        f"duplicate job id {job_id!r} (first used on line {first}); "
+                        "give each job its own id or drop the repeated one",
+                    )
+                )
+        return problems
+
+    def _inflate(self, conn: Connection, raw_inputs: str) -> dict[str, Any]:
+        inputs: dict[str, Any] = json.loads(raw_inputs)
+        for key, value in inputs.items():
+            if isinstance(value, dict) and _BLOB_KEY in value:
+                inputs[key] = conn.execute(
+                    select(t.blobs.c.data).where(t.blobs.c.sha256 == value[_BLOB_KEY])
+                ).scalar_one()
+        return inputs
+
+    def requeue_failed(self, batches: Sequence[str] | None) -> int:
+        """Give failed jobs a fresh set of attempts (`--retry-failed`)."""
+        with self.engine.begin() as conn:
+            stmt = (
+                t.jobs.update()
+                .where(t.jobs.c.state == JobState.FAILED)
+                .values(state=JobState.QUEUED, failures=0, error=None, not_before=None)
+            )
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            return conn.execute(stmt).rowcount
+
+    # ------------------------------------------------------------------ resume
+
+    def recover(self) -> Recovery:
+        """Put the queue back in order after a run that did not finish.
+
+        Every batch is recovered: predictions of any batch hold account slots, so
+        they are polled (and their outputs saved) whichever batch is being run.
+
+        Attempts with a prediction id are polled, never resent. An attempt that was
+        sent but has no id may or may not have created a prediction: its job is
+        queued again and the attempt is marked uncertain, which the report shows.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            unsent = conn.execute(
+                t.attempts.delete().where(
+                    t.attempts.c.state == AttemptState.PENDING, t.attempts.c.sent_at.is_(None)
+                )
+            ).rowcount
+            lost_rows = conn.execute(
+                select(t.attempts.c.pk, t.attempts.c.job_pk).where(
+                    t.attempts.c.state == AttemptState.PENDING
+                )
+            ).all()
+            for attempt_pk, job_pk in lost_rows:
+                self._mark_lost(conn, attempt_pk, job_pk, "the process stopped before the answer")
+            # A running job whose attempt is not in flight has nothing to wait for.
+            in_flight = select(t.attempts.c.job_pk).where(
+                t.attempts.c.state == AttemptState.SUBMITTED
+            )
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.state == JobState.RUNNING, t.jobs.c.pk.not_in(in_flight))
+                .values(state=JobState.QUEUED, updated_at=now)
+            )
+            flights = [
+                Flight(
+                    job_pk=r.job_pk,
+                    batch_id=r.batch_id,
+                    job_id=r.job_id,
+                    model_name=r.model_name,
+                    attempt_pk=r.pk,
+                    prediction_id=r.prediction_id,
+                    accepted_at=r.accepted_at or now,
+                    failures=r.failures,
+                )
+                for r in conn.execute(
+                    select(
+                        t.attempts.c.pk,
+                        t.attempts.c.job_pk,
+                        t.attempts.c.prediction_id,
+                        t.attempts.c.accepted_at,
+                        t.jobs.c.batch_id,
+                        t.jobs.c.job_id,
+                        t.jobs.c.model_name,
+                        t.jobs.c.failures,
+                    )
+                    .join(t.jobs, t.jobs.c.pk == t.attempts.c.job_pk)
+                    .where(t.attempts.c.state == AttemptState.SUBMITTED)
+                    .order_by(t.attempts.c.accepted_at)
+                )
+            ]
+            downloads = list(
+                conn.execute(
+                    select(t.jobs.c.pk).where(t.jobs.c.state == JobState.DOWNLOADING)
+                ).scalars()
+            )
+            # Jobs whose downloads failed earlier get another chance without a new prediction.
+            retry_dl = select(t.outputs.c.job_pk).where(t.outputs.c.state == "failed")
+            failed_dl = list(
+                conn.execute(
+                    select(t.jobs.c.pk).where(
+                        t.jobs.c.state == JobState.FAILED, t.jobs.c.pk.in_(retry_dl)
+                    )
+                ).scalars()
+            )
+            if failed_dl:
+                conn.execute(
+                    t.outputs.update()
+                    .where(t.outputs.c.job_pk.in_(failed_dl), t.outputs.c.state == "failed")
+                    .values(state="pending", tries=0, error=None)
+                )
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.pk.in_(failed_dl))
+                    .values(state=JobState.DOWNLOADING, error=None, updated_at=now)
+                )
+        return Recovery(flights, downloads + failed_dl, len(lost_rows), unsent)
+
+    # ------------------------------------------------------------------ submit
+
+    def claim_next(
+        self, batches: Sequence[str] | None, *, log_request: bool = True
+    ) -> ClaimedJob | None:
+        """Take the next ready job and commit an attempt row for the `/run` about to go."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            stmt = (
+                select(
+                    t.jobs.c.pk,
+                    t.jobs.c.batch_id,
+                    t.jobs.c.job_id,
+                    t.jobs.c.model_name,
+                    t.jobs.c.inputs,
+                    t.jobs.c.failures,
+                )
+                .where(t.jobs.c.state == JobState.QUEUED)
+                .where((t.jobs.c.not_before.is_(None)) | (t.jobs.c.not_before <= now))
+                .order_by(t.jobs.c.priority.desc(), t.jobs.c.pk)
+                .limit(1)
+            )
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.pk == row.pk)
+                .values(state=JobState.RUNNING, not_before=None, updated_at=now)
+            )
+            attempt_pk = conn.execute(
+                t.attempts.insert().values(
+                    job_pk=row.pk, state=AttemptState.PENDING, sent_at=now, uncertain=False
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            request_pk = self._log_request(conn, "run", now) if log_request else 0
+            return ClaimedJob(
+                job_pk=row.pk,
+                batch_id=row.batch_id,
+                job_id=row.job_id,
+                model_name=row.model_name,
+                inputs=self._inflate(conn, row.inputs),
+                failures=row.failures,
+                attempt_pk=attempt_pk,
+                request_pk=request_pk,
+            )
+
+    def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
+        """How many jobs wait in the queue, and when the earliest backed-off one is due."""
+        with self.engine.connect() as conn:
+            stmt = select(func.count(), func.min(t.jobs.c.not_before)).where(
+                t.jobs.c.state == JobState.QUEUED
+            )
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            count, due = conn.execute(stmt).one()
+        return int(count), due
+
+    def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
+        """The same attempt goes again after a 429 (which proves nothing was created)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(sent_at=now)
+            )
+            return self._log_request(conn, "run", now) if log_request else 0
+
+    def record_accepted(
+        self, claimed: ClaimedJob, prediction_id: str, credits: int, request_pk: int
+    ) -> float:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.attempts.update()
+                .where(t.attempts.c.pk == claimed.attempt_pk)
+                .values(
+                    state=AttemptState.SUBMITTED,
+                    prediction_id=prediction_id,
+                    credits=credits,
+                    status="starting",
+                    accepted_at=now,
+                )
+            )
+            if credits:
+                conn.execute(
+                    t.ledger.insert().values(
+                        job_pk=claimed.job_pk,
+                        attempt_pk=claimed.attempt_pk,
+                        prediction_id=prediction_id,
+                        credits=credits,
+                        kind="charge",
+                        at=now,
+                    )
+                )
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.pk == claimed.job_pk)
+                    .values(credits=t.jobs.c.credits + credits)
+                )
+            self._finish_request(conn, request_pk, now)
+        return now
+
+    def record_rejected(
+        self,
+        claimed: ClaimedJob,
+        request_pk: int,
+        *,
+        error: str,
+        fail_job: bool,
+        not_before: float | None = None,
+    ) -> None:
+        """The API answered `/run` with an error: no prediction exists."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.attempts.update()
+                .where(t.attempts.c.pk == claimed.attempt_pk)
+                .values(state=AttemptState.REJECTED, error_message=error, finished_at=now)
+            )
+            state = JobState.FAILED if fail_job else JobState.QUEUED
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.pk == claimed.job_pk)
+                .values(
+                    state=state,
+                    error=error if fail_job else None,
+                    not_before=not_before,
+                    updated_at=now,
+                )
+            )
+            self._finish_request(conn, request_pk, now)
+            if fail_job:
+                self._event(conn, claimed.batch_id, claimed.job_pk, "failed", error)
+
+    def record_lost(
+        self, claimed: ClaimedJob, request_pk: int, *, error: str, not_before: float | None
+    ) -> None:
+        """`/run` got no usable answer: a prediction may exist. Queue the job again."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._mark_lost(conn, claimed.attempt_pk, claimed.job_pk, error, not_before)
+            self._finish_request(conn, request_pk, now)
+
+    def _mark_lost(
+        self,
+        conn: Connection,
+        attempt_pk: int,
+        job_pk: int,
+        error: str,
+        not_before: float | None = None,
+    ) -> None:
+        now = time.time()
+        conn.execute(
+            t.attempts.update()
+            .where(t.attempts.c.pk == attempt_pk)
+            .values(
+                state=AttemptState.REJECTED,
+                uncertain=True,
+                error_name="AnswerLost",
+                error_message=error,
+                finished_at=now,
+            )
+        )
+        conn.execute(
+            t.jobs.update()
+            .where(t.jobs.c.pk == job_pk)
+            .values(state=JobState.QUEUED, not_before=not_before, updated_at=now)
+        )
+        self._event(conn, None, job_pk, "uncertain", f"/run answer lost: {error}")
+
+    # ------------------------------------------------------------------ poll
+
+    def record_status(self, attempt_pk: int, status: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(status=status)
+            )
+
+    def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
+        """Completion and its output URLs in one transaction; the downloads follow."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.attempts.update()
+                .where(t.attempts.c.pk == flight.attempt_pk)
+                .values(state=AttemptState.COMPLETED, status="completed", finished_at=now)
+            )
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.pk == flight.job_pk)
+                .values(state=JobState.DOWNLOADING, updated_at=now)
+            )
+            pending = []
+            for idx, url in enumerate(urls):
+                pk = conn.execute(
+                    t.outputs.insert().values(
+                        job_pk=flight.job_pk,
+                        attempt_pk=flight.attempt_pk,
+                        idx=idx,
+                        url=url,
+                        state="pending",
+                        tries=0,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                pending.append(
+                    PendingOutput(pk, flight.job_pk, flight.batch_id, flight.job_id, idx, url, 0)
+                )
+            if not urls:
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.pk == flight.job_pk)
+                    .values(state=JobState.COMPLETED)
+                )
+        return pending
+
+    def record_failed(
+        self,
+        flight: Flight,
+        *,
+        name: str,
+        message: str,
+        refund: bool,
+        retry: bool,
+        not_before: float | None = None,
+    ) -> int:
+        """A prediction failed. Failed predictions are not charged: the charge is refunded.
+
+        Returns the credits refunded."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            credits = conn.execute(
+                select(t.attempts.c.credits).where(t.attempts.c.pk == flight.attempt_pk)
+            ).scalar_one()
+            conn.execute(
+                t.attempts.update()
+                .where(t.attempts.c.pk == flight.attempt_pk)
+                .values(
+                    state=AttemptState.FAILED,
+                    status="failed",
+                    error_name=name,
+                    error_message=message,
+                    finished_at=now,
+                )
+            )
+            if refund and credits:
+                conn.execute(
+                    t.ledger.insert().values(
+                        job_pk=flight.job_pk,
+                        attempt_pk=flight.attempt_pk,
+                        prediction_id=flight.prediction_id,
+                        credits=-credits,
+                        kind="refund",
+                        at=now,
+                    )
+                )
+            error = f"{name}: {message}" if message else name
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.pk == flight.job_pk)
+                .values(
+                    state=JobState.QUEUED if retry else JobState.FAILED,
+                    failures=t.jobs.c.failures + 1,
+                    credits=t.jobs.c.credits - (credits if refund and credits else 0),
+                    error=None if retry else error,
+                    not_before=not_before if retry else None,
+                    updated_at=now,
+                )
+            )
+            kind = "retry" if retry else "failed"
+            self._event(conn, flight.batch_id, flight.job_pk, kind, error)
+        return int(credits or 0) if refund else 0
+
+    # ------------------------------------------------------------------ download
+
+    def pending_outputs(self, job_pk: int) -> list[PendingOutput]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    t.outputs.c.pk,
+                    t.outputs.c.idx,
+                    t.outputs.c.url,
+                    t.outputs.c.tries,
+                    t.jobs.c.batch_id,
+                    t.jobs.c.job_id,
+                )
+                .join(t.jobs, t.jobs.c.pk == t.outputs.c.job_pk)
+                .where(t.outputs.c.job_pk == job_pk, t.outputs.c.state == "pending")
+                .order_by(t.outputs.c.idx)
+            ).all()
+        return [
+            PendingOutput(r.pk, job_pk, r.batch_id, r.job_id, r.idx, r.url, r.tries) for r in rows
+        ]
+
+    def record_saved(
+        self, output: PendingOutput, *, path: str, sha256: str, size: int, url: str
+    ) -> bool:
+        """Record a saved output; returns True when it was the job's last one."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.outputs.update()
+                .where(t.outputs.c.pk == output.output_pk)
+                .values(
+                    state="saved",
+                    path=path,
+                    sha256=sha256,
+                    size=size,
+                    url=url,
+                    saved_at=now,
+                    error=None,
+                )
+            )
+            left = conn.execute(
+                select(func.count())
+                .select_from(t.outputs)
+                .where(t.outputs.c.job_pk == output.job_pk, t.outputs.c.state != "saved")
+            ).scalar_one()
+            if left == 0:
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.pk == output.job_pk)
+                    .values(state=JobState.COMPLETED, error=None, updated_at=now)
+                )
+        return left == 0
+
+    def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.outputs.update()
+                .where(t.outputs.c.pk == output.output_pk)
+                .values(
+                    state="failed" if final else "pending",
+                    tries=t.outputs.c.tries + 1,
+                    error=error,
+                )
+            )
+            if final:
+                message = f"download of output {output.idx} failed: {error}"
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.pk == output.job_pk)
+                    .values(state=JobState.FAILED, error=message, updated_at=now)
+                )
+                self._event(conn, output.batch_id, output.job_pk, "failed", message)
+
+    # ------------------------------------------------------------------ request log
+
+    def log_request(self, endpoint: str) -> int:
+        with self.engine.begin() as conn:
+            return self._log_request(conn, endpoint, time.time())
+
+    def finish_request(self, request_pk: int) -> None:
+        if request_pk:
+            with self.engine.begin() as conn:
+                self._finish_request(conn, request_pk, time.time())
+
+    def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
+        """(sent, answered) wall times of the requests an earlier run sent lately."""
+        with self.engine.begin() as conn:
+            conn.execute(t.requests.delete().where(t.requests.c.sent_at < since - 3600))
+            rows = conn.execute(
+                select(t.requests.c.sent_at, t.requests.c.done_at)
+                .where(t.requests.c.endpoint == endpoint)
+                .where((t.requests.c.sent_at >= since) | (t.requests.c.done_at >= since))
+                .order_by(t.requests.c.sent_at)
+            ).all()
+        return [(r.sent_at, r.done_at) for r in rows]
+
+    @staticmethod
+    def _log_request(conn: Connection, endpoint: str, now: float) -> int:
+        pk = conn.execute(
+            t.requests.insert().values(endpoint=endpoint, sent_at=now)
+        ).inserted_primary_key[0]  # type: ignore[index]
+        return int(pk)
+
+    @staticmethod
+    def _finish_request(conn: Connection, request_pk: int, now: float) -> None:
+        if request_pk:
+            conn.execute(
+                t.requests.update().where(t.requests.c.pk == request_pk).values(done_at=now)
+            )
+
+    # ------------------------------------------------------------------ events
+
+    def event(self, batch_id: str | None, kind: str, message: str) -> None:
+        with self.engine.begin() as conn:
+            self._event(conn, batch_id, None, kind, message)
+
+    @staticmethod
+    def _event(
+        conn: Connection, batch_id: str | None, job_pk: int | None, kind: str, message: str
+    ) -> None:
+        conn.execute(
+            t.events.insert().values(
+                at=time.time(), batch_id=batch_id, job_pk=job_pk, kind=kind, message=message
+            )
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def batch_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(t.batches.c.id).order_by(t.batches.c.created_at)).scalars()
+            )
+
+    def resolve_batches(self, batch: str | None) -> list[str]:
+        """The named batch (checked to exist), or every batch when none is named."""
+        known = self.batch_ids()
+        if batch is None:
+            return known
+        if batch not in known:
+            hint = f"known batches: {', '.join(known)}" if known else "the database holds none"
+            raise UsageError(f"no batch named {batch!r} in {self.path} ({hint})")
+        return [batch]
+
+    def state_counts(self, batches: Sequence[str] | None) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            stmt = select(t.jobs.c.state, func.count()).group_by(t.jobs.c.state)
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            return {state: int(n) for state, n in conn.execute(stmt).all()}
+
+    def credits_total(self, batches: Sequence[str] | None) -> int:
+        with self.engine.connect() as conn:
+            stmt = select(func.coalesce(func.sum(t.ledger.c.credits), 0))
+            if batches is not None:
+                stmt = stmt.join(t.jobs, t.jobs.c.pk == t.ledger.c.job_pk).where(
+                    t.jobs.c.batch_id.in_(batches)
+                )
+            return int(conn.execute(stmt).scalar_one())
+
+    def uncertain_count(self, batches: Sequence[str] | None) -> int:
+        with self.engine.connect() as conn:
+            stmt = (
+                select(func.count()).select_from(t.attempts).where(t.attempts.c.uncertain.is_(True))
+            )
+            if batches is not None:
+                stmt = stmt.join(t.jobs, t.jobs.c.pk == t.attempts.c.job_pk).where(
+                    t.jobs.c.batch_id.in_(batches)
+                )
+            return int(conn.execute(stmt).scalar_one())
+
+    def failure_reasons(
+        self, batches: Sequence[str] | None, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            stmt = (
+                select(t.jobs.c.error, func.count().label("n"))
+                .where(t.jobs.c.state == JobState.FAILED)
+                .group_by(t.jobs.c.error)
+                .order_by(text("n DESC"))
+                .limit(limit)
+            )
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            return [(str(e), int(n)) for e, n in conn.execute(stmt).all()]
+
+    def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+        """One dict per job, with its attempts and outputs, in queue order."""
+        with self.engine.connect() as conn:
+            stmt = select(t.jobs).order_by(t.jobs.c.pk)
+            if batches is not None:
+                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
+            for job in conn.execute(stmt).mappings():
+                attempts = (
+                    conn.execute(
+                        select(t.attempts)
+                        .where(t.attempts.c.job_pk == job["pk"])
+                        .order_by(t.attempts.c.pk)
+                    )
+                    .mappings()
+                    .all()
+                )
+                outputs = (
+                    conn.execute(
+                        select(t.outputs)
+                        .where(t.outputs.c.job_pk == job["pk"])
+                        .order_by(t.outputs.c.attempt_pk, t.outputs.c.idx)
+                    )
+                    .mappings()
+                    .all()
+                )
+                yield {
+                    "job": dict(job),
+                    "attempts": [dict(a) for a in attempts],
+                    "outputs": [dict(o) for o in outputs],
+                }
+
+
+def _changed_message(manifest: str, batch_id: str, changed: list[tuple[Any, ...]]) -> str:
+    shown = "\n".join(f"  {manifest}:{line}: id {job_id!r}" for job_id, line, _ in changed[:20])
+    more = f"\n  ... and {len(changed) - 20} more" if len(changed) > 20 else ""
+    return (
+        f"{len(changed)} job(s) of batch {batch_id!r} already queued with other inputs:\n"
+        f"{shown}{more}\n"
+        "give changed jobs new ids, or pass --replace to queue them again with the new inputs"
+    )
+
+
+__all__ = [
+    "ClaimedJob",
+    "Flight",
+    "IngestResult",
+    "OrchestratorError",
+    "PendingOutput",
+    "Recovery",
+    "Store",
+]

@@ -1,0 +1,166 @@
+"""The SQLite queue on a real file: ingest, claims, recovery, migrations."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from orchestrator.errors import ChangedJobError, ManifestError, Problem, UsageError
+from orchestrator.models import AttemptState, JobSpec, JobState, Location
+from orchestrator.schema import metadata
+from orchestrator.store import Store
+
+
+def spec(
+    job_id: str, line: int = 1, priority: int = 0, image: str = "https://cdn.example/a.png"
+) -> JobSpec:
+    return JobSpec(
+        id=job_id,
+        model_name="background-remove",
+        inputs={"image": image},
+        priority=priority,
+        location=Location("m.yaml", line),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "queue.db")
+
+
+def test_migrations_produce_the_schema(tmp_path: Path) -> None:
+    """A blank database migrated to head has exactly the tables and indexes of schema.py."""
+    s = Store(tmp_path / "fresh.db")
+    with s.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_database_is_in_wal_mode(store: Store) -> None:
+    """WAL lets `status` read while a run writes."""
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ingest_is_idempotent(store: Store) -> None:
+    """Submitting the same jobs again adds nothing."""
+    first = store.ingest("b", "m.yaml", [spec("a"), spec("b")], [])
+    again = store.ingest("b", "m.yaml", [spec("a"), spec("b")], [])
+    assert (first.added, again.added, again.unchanged) == (2, 0, 2)
+    assert store.state_counts(["b"]) == {"queued": 2}
+
+
+def test_changed_job_is_refused_without_replace(store: Store) -> None:
+    """Same id with other inputs is an error naming the line, and changes nothing."""
+    store.ingest("b", "m.yaml", [spec("a")], [])
+    with pytest.raises(ChangedJobError, match=r"(?s)m.yaml:7: id 'a'.*--replace"):
+        store.ingest("b", "m.yaml", [spec("a", line=7, image="https://cdn.example/other.png")], [])
+    result = store.ingest(
+        "b", "m.yaml", [spec("a", image="https://cdn.example/other.png")], [], replace=True
+    )
+    assert result.replaced == 1
+    claimed = store.claim_next(None)
+    assert claimed is not None and claimed.inputs["image"].endswith("other.png")
+
+
+def test_duplicate_ids_are_reported_with_lines_and_nothing_is_written(store: Store) -> None:
+    """Duplicates within one manifest are all listed; the database stays empty."""
+    with pytest.raises(ManifestError) as err:
+        store.ingest("b", "m.yaml", [spec("a", 3), spec("x", 4), spec("a", 9)], [])
+    assert [(p.line, p.field) for p in err.value.problems] == [(9, "id")]
+    assert "first used on line 3" in str(err.value)
+    assert store.state_counts(None) == {}
+    assert store.batch_ids() == []
+
+
+def test_manifest_problems_roll_back_everything(store: Store) -> None:
+    """A problem found while streaming the manifest leaves nothing queued."""
+    problems: list[Problem] = []
+
+    def jobs():  # type: ignore[no-untyped-def]
+        yield spec("a", 1)
+        problems.append(Problem("m.yaml", 2, "model_name", "missing"))
+
+    with pytest.raises(ManifestError, match="m.yaml:2: model_name: missing"):
+        store.ingest("b", "m.yaml", jobs(), problems)
+    assert store.state_counts(None) == {}
+
+
+def test_large_data_uris_are_stored_once(store: Store) -> None:
+    """One local photo used by many jobs is kept once in blobs and inflated on claim."""
+    uri = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"x" * 4000).decode()
+    store.ingest("b", "m.yaml", [spec(f"j{i}", image=uri) for i in range(20)], [])
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == 1
+        size = conn.exec_driver_sql("SELECT max(length(inputs)) FROM jobs").scalar()
+    assert size < 200
+    claimed = store.claim_next(None)
+    assert claimed is not None and claimed.inputs["image"] == uri
+
+
+def test_claim_order_is_priority_then_manifest_order(store: Store) -> None:
+    """Higher priority first; equal priority in manifest order."""
+    store.ingest("b", "m.yaml", [spec("low1"), spec("high", priority=5), spec("low2")], [])
+    order = []
+    while (c := store.claim_next(None)) is not None:
+        order.append(c.job_id)
+    assert order == ["high", "low1", "low2"]
+
+
+def test_claim_commits_the_attempt_before_sending(store: Store) -> None:
+    """The attempt row exists, with its send time, as soon as a job is claimed."""
+    store.ingest("b", "m.yaml", [spec("a")], [])
+    claimed = store.claim_next(None)
+    assert claimed is not None
+    conn = sqlite3.connect(store.path)
+    state, sent = conn.execute("SELECT state, sent_at FROM attempts").fetchone()
+    assert state == AttemptState.PENDING and sent is not None
+
+
+def test_recover_sorts_out_what_a_crash_left(store: Store) -> None:
+    """In flight with an id: polled. Sent without an answer: requeued and uncertain."""
+    store.ingest("b", "m.yaml", [spec("a"), spec("b"), spec("c")], [])
+    flying = store.claim_next(None)
+    lost = store.claim_next(None)
+    assert flying is not None and lost is not None
+    store.record_accepted(flying, "pred-1-u1", 1, flying.request_pk)
+    recovery = Store(store.path).recover()
+    assert [f.prediction_id for f in recovery.flights] == ["pred-1-u1"]
+    assert recovery.lost == 1
+    assert store.uncertain_count(None) == 1
+    assert store.state_counts(None) == {"running": 1, "queued": 2}
+
+
+def test_failed_prediction_is_refunded(store: Store) -> None:
+    """A failed prediction's charge is reversed in the ledger and the job's credits."""
+    store.ingest("b", "m.yaml", [spec("a")], [])
+    claimed = store.claim_next(None)
+    assert claimed is not None
+    store.record_accepted(claimed, "p-1", 2, claimed.request_pk)
+    flight = store.recover().flights[0]
+    refunded = store.record_failed(
+        flight, name="PoseError", message="no pose", refund=True, retry=False
+    )
+    assert refunded == 2
+    assert store.credits_total(None) == 0
+    assert store.state_counts(None) == {JobState.FAILED.value: 1}
+    assert store.failure_reasons(None) == [("PoseError: no pose", 1)]
+
+
+def test_only_one_runner_per_database(store: Store) -> None:
+    """A second run lock on the same database is refused with advice."""
+    with store.run_lock(), pytest.raises(UsageError, match="another orchestrator process"):
+        with Store(store.path).run_lock():
+            pass
+
+
+def test_unknown_batch_is_a_usage_error(store: Store) -> None:
+    """Naming a batch that does not exist lists the ones that do."""
+    store.ingest("catalog", "m.yaml", [spec("a")], [])
+    with pytest.raises(UsageError, match="known batches: catalog"):
+        store.resolve_batches("nope")
