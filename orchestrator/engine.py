@@ -258,14 +258,12 @@ class Engine:
 
     async def _until_done(self) -> None:
         while True:
-            if self._abort_error is not None:
-                return
             if self._submitter_done and not self._busy():
                 return
-            # Interrupted: wait only for `/run` answers, so that no attempt is left
-            # without its prediction id; polling and downloads resume later.
+            # Interrupted or aborted: wait only for `/run` answers, so that no attempt
+            # is left without its prediction id; polling and downloads resume later.
             interrupted = self._stopping not in (None, "out of credits")
-            if interrupted and not self._sending:
+            if (interrupted or self._abort_error is not None) and not self._sending:
                 return
             await self._wait_change()
 
@@ -305,14 +303,14 @@ class Engine:
             self._notify()
 
     async def _submit_loop(self) -> None:
-        while self._stopping is None and self._abort_error is None:
+        while not self._stopped():
             now = self.clock()
             if self._slots_used() >= self.settings.concurrency or now < self._server_full_until:
                 wait = self._server_full_until - now if now < self._server_full_until else None
                 await self._wait_change(wait)
                 continue
             ticket = await self.run_window.acquire()
-            if self._stopping is not None or self._abort_error is not None:
+            if self._stopped():
                 ticket.cancel()
                 return
             claimed = self.store.claim_next(
@@ -341,8 +339,13 @@ class Engine:
                 except RateLimited as exc:
                     ticket.done()
                     self._transport_ok()
+                    if not await self._wait_out_429(exc):
+                        # Stopping: a 429 proves nothing was created; the job waits.
+                        error = "not sent: the run stopped"
+                        self.store.record_rejected(claimed, request_pk, error=error, fail_job=False)
+                        self._counters.move(JobState.RUNNING, JobState.QUEUED)
+                        return
                     self.store.finish_request(request_pk)
-                    await self._wait_out_429(exc)
                     ticket = await self.run_window.acquire()
                     request_pk = self.store.resend(
                         claimed.attempt_pk, log_request=self.settings.run_limit is not None
@@ -390,7 +393,8 @@ class Engine:
             self._sending -= 1
             self._notify()
 
-    async def _wait_out_429(self, exc: RateLimited) -> None:
+    async def _wait_out_429(self, exc: RateLimited) -> bool:
+        """Wait as the server asked; False if the run stops meanwhile."""
         wait = exc.retry_after if exc.retry_after is not None else self._backoff(0)
         until = self.clock() + wait
         if exc.concurrency:
@@ -399,7 +403,14 @@ class Engine:
             self._server_full_until = max(self._server_full_until, until)
         else:
             self.run_window.pause_until(until)
-        await anyio.sleep(wait)
+        while not self._stopped():
+            if self.clock() >= until:
+                return True
+            await self._wait_change(until - self.clock())
+        return False
+
+    def _stopped(self) -> bool:
+        return self._stopping is not None or self._abort_error is not None
 
     def _accepted(self, claimed: ClaimedJob, prediction_id: str, credits: int, req: int) -> None:
         self.store.record_accepted(claimed, prediction_id, credits, req)
