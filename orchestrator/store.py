@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -36,9 +37,15 @@ _INGEST_CHUNK = 5_000
 
 
 def _migrations_dir() -> Path:
-    import migrations
-
-    return Path(migrations.__file__).resolve().parent
+    """The alembic scripts: beside the package in a checkout, or installed as `migrations`."""
+    beside = Path(__file__).resolve().parent.parent / "migrations"
+    if (beside / "env.py").exists():
+        return beside
+    spec = importlib.util.find_spec("migrations")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "env.py").exists():
+            return Path(location)
+    raise OrchestratorError("the database migrations are not installed; reinstall the package")
 
 
 @dataclass(frozen=True)
@@ -173,14 +180,15 @@ class Store:
                 " inputs TEXT, fingerprint TEXT, priority INTEGER, line INTEGER)"
             )
             cur.execute("DELETE FROM staging")
-            blob_cache: set[str] = set()
+            blob_digests: dict[str, str] = {}
             chunk: list[tuple[Any, ...]] = []
             for spec in specs:
-                inputs = self._store_blobs(cur, spec.inputs, blob_cache)
+                inputs = self._store_blobs(cur, spec.inputs, blob_digests)
+                # Hashing the slim inputs (blobs by digest) identifies the job as well as
+                # the full ones, without rehashing a shared photo for every row.
+                fingerprint = hashlib.sha256(f"{spec.model_name}\n{inputs}".encode()).hexdigest()
                 line = spec.location.line if spec.location else None
-                chunk.append(
-                    (spec.id, spec.model_name, inputs, spec.fingerprint, spec.priority, line)
-                )
+                chunk.append((spec.id, spec.model_name, inputs, fingerprint, spec.priority, line))
                 if len(chunk) >= _INGEST_CHUNK:
                     cur.executemany("INSERT INTO staging VALUES (?,?,?,?,?,?)", chunk)
                     chunk.clear()
@@ -245,17 +253,22 @@ class Store:
         return IngestResult(batch_id, added, total - added - replaced, replaced)
 
     @staticmethod
-    def _store_blobs(cur: Any, inputs: Any, seen: set[str]) -> str:
-        """Canonical JSON of `inputs`, with large data URIs moved to `blobs`."""
+    def _store_blobs(cur: Any, inputs: Any, digests: dict[str, str]) -> str:
+        """Canonical JSON of `inputs`, with large data URIs moved to `blobs`.
+
+        `digests` remembers URIs already stored; rows that share a photo share one
+        string object, so the lookup costs no rehash of the photo.
+        """
         slim: dict[str, Any] = {}
         for key, value in inputs.items():
             if isinstance(value, str) and len(value) > BLOB_THRESHOLD and value.startswith("data:"):
-                digest = hashlib.sha256(value.encode()).hexdigest()
-                if digest not in seen:
+                digest = digests.get(value)
+                if digest is None:
+                    digest = hashlib.sha256(value.encode()).hexdigest()
                     cur.execute(
                         "INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (digest, value)
                     )
-                    seen.add(digest)
+                    digests[value] = digest
                 slim[key] = {_BLOB_KEY: digest}
             else:
                 slim[key] = value

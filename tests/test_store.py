@@ -86,7 +86,7 @@ def test_manifest_problems_roll_back_everything(store: Store) -> None:
         yield spec("a", 1)
         problems.append(Problem("m.yaml", 2, "model_name", "missing"))
 
-    with pytest.raises(ManifestError, match="m.yaml:2: model_name: missing"):
+    with pytest.raises(ManifestError, match=r"m\.yaml:2: model_name: missing"):
         store.ingest("b", "m.yaml", jobs(), problems)
     assert store.state_counts(None) == {}
 
@@ -154,9 +154,13 @@ def test_failed_prediction_is_refunded(store: Store) -> None:
 
 def test_only_one_runner_per_database(store: Store) -> None:
     """A second run lock on the same database is refused with advice."""
-    with store.run_lock(), pytest.raises(UsageError, match="another orchestrator process"):
-        with Store(store.path).run_lock():
-            pass
+    other = Store(store.path)
+    with (
+        store.run_lock(),
+        pytest.raises(UsageError, match="another orchestrator process"),
+        other.run_lock(),
+    ):
+        pass
 
 
 def test_unknown_batch_is_a_usage_error(store: Store) -> None:
