@@ -112,13 +112,14 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(f"sqlite:///{self.path}")
-        sync = "FULL" if durable else "NORMAL"
+        self._conn: Connection | None = None
+        self._sync_durable = durable
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sync}")
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
@@ -132,7 +133,34 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    @contextmanager
+    def _tx(self, *, durable: bool = False) -> Iterator[Connection]:
+        """One transaction on the store's own connection (kept open: the scheduler
+        commits several times per job, and a pool checkout each time costs more
+        than the statements).
+
+        `durable` transactions are synced to disk before they return, so that they
+        survive a power cut. Only the attempt row written before `POST /run` needs
+        that: losing it would hide a possible double charge. Losing any later write
+        to a power cut (never to a crash) only means asking or downloading again.
+        """
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        raw = self._conn.connection.dbapi_connection
+        assert raw is not None
+        if durable and self._sync_durable:
+            raw.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._conn.begin():
+                yield self._conn
+        finally:
+            if durable and self._sync_durable:
+                raw.execute("PRAGMA synchronous=NORMAL")
+
     def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         self.engine.dispose()
 
     # ------------------------------------------------------------------ locking
@@ -171,7 +199,7 @@ class Store:
         duplicate ids are found here, with SQL, so memory does not grow with the file.
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             cur = raw.cursor()
@@ -307,7 +335,7 @@ class Store:
 
     def requeue_failed(self, batches: Sequence[str] | None) -> int:
         """Give failed jobs a fresh set of attempts (`--retry-failed`)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             stmt = (
                 t.jobs.update()
                 .where(t.jobs.c.state == JobState.FAILED)
@@ -330,7 +358,7 @@ class Store:
         queued again and the attempt is marked uncertain, which the report shows.
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             unsent = conn.execute(
                 t.attempts.delete().where(
                     t.attempts.c.state == AttemptState.PENDING, t.attempts.c.sent_at.is_(None)
@@ -413,7 +441,7 @@ class Store:
     ) -> ClaimedJob | None:
         """Take the next ready job and commit an attempt row for the `/run` about to go."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx(durable=True) as conn:
             stmt = (
                 select(
                     t.jobs.c.pk,
@@ -457,7 +485,7 @@ class Store:
 
     def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
         """How many jobs wait in the queue, and when the earliest backed-off one is due."""
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = select(func.count(), func.min(t.jobs.c.not_before)).where(
                 t.jobs.c.state == JobState.QUEUED
             )
@@ -469,7 +497,7 @@ class Store:
     def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
         """The same attempt goes again after a 429 (which proves nothing was created)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx(durable=True) as conn:
             conn.execute(
                 t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(sent_at=now)
             )
@@ -479,7 +507,7 @@ class Store:
         self, claimed: ClaimedJob, prediction_id: str, credits: int, request_pk: int
     ) -> float:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.attempts.update()
                 .where(t.attempts.c.pk == claimed.attempt_pk)
@@ -521,7 +549,7 @@ class Store:
     ) -> None:
         """The API answered `/run` with an error: no prediction exists."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.attempts.update()
                 .where(t.attempts.c.pk == claimed.attempt_pk)
@@ -547,7 +575,7 @@ class Store:
     ) -> None:
         """`/run` got no usable answer: a prediction may exist. Queue the job again."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             self._mark_lost(conn, claimed.attempt_pk, claimed.job_pk, error, not_before)
             self._finish_request(conn, request_pk, now)
 
@@ -581,7 +609,7 @@ class Store:
     # ------------------------------------------------------------------ poll
 
     def record_status(self, attempt_pk: int, status: str) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(status=status)
             )
@@ -589,7 +617,7 @@ class Store:
     def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
         """Completion and its output URLs in one transaction; the downloads follow."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.attempts.update()
                 .where(t.attempts.c.pk == flight.attempt_pk)
@@ -637,7 +665,7 @@ class Store:
 
         Returns the credits refunded."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             credits = conn.execute(
                 select(t.attempts.c.credits).where(t.attempts.c.pk == flight.attempt_pk)
             ).scalar_one()
@@ -683,7 +711,7 @@ class Store:
     # ------------------------------------------------------------------ download
 
     def pending_outputs(self, job_pk: int) -> list[PendingOutput]:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             rows = conn.execute(
                 select(
                     t.outputs.c.pk,
@@ -706,7 +734,7 @@ class Store:
     ) -> bool:
         """Record a saved output; returns True when it was the job's last one."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.outputs.update()
                 .where(t.outputs.c.pk == output.output_pk)
@@ -735,7 +763,7 @@ class Store:
 
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 t.outputs.update()
                 .where(t.outputs.c.pk == output.output_pk)
@@ -757,17 +785,17 @@ class Store:
     # ------------------------------------------------------------------ request log
 
     def log_request(self, endpoint: str) -> int:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return self._log_request(conn, endpoint, time.time())
 
     def finish_request(self, request_pk: int) -> None:
         if request_pk:
-            with self.engine.begin() as conn:
+            with self._tx() as conn:
                 self._finish_request(conn, request_pk, time.time())
 
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         """(sent, answered) wall times of the requests an earlier run sent lately."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(t.requests.delete().where(t.requests.c.sent_at < since - 3600))
             rows = conn.execute(
                 select(t.requests.c.sent_at, t.requests.c.done_at)
@@ -794,7 +822,7 @@ class Store:
     # ------------------------------------------------------------------ events
 
     def event(self, batch_id: str | None, kind: str, message: str) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             self._event(conn, batch_id, None, kind, message)
 
     @staticmethod
@@ -810,7 +838,7 @@ class Store:
     # ------------------------------------------------------------------ reading
 
     def batch_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             return list(
                 conn.execute(select(t.batches.c.id).order_by(t.batches.c.created_at)).scalars()
             )
@@ -826,14 +854,14 @@ class Store:
         return [batch]
 
     def state_counts(self, batches: Sequence[str] | None) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = select(t.jobs.c.state, func.count()).group_by(t.jobs.c.state)
             if batches is not None:
                 stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
             return {state: int(n) for state, n in conn.execute(stmt).all()}
 
     def credits_total(self, batches: Sequence[str] | None) -> int:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = select(func.coalesce(func.sum(t.ledger.c.credits), 0))
             if batches is not None:
                 stmt = stmt.join(t.jobs, t.jobs.c.pk == t.ledger.c.job_pk).where(
@@ -842,7 +870,7 @@ class Store:
             return int(conn.execute(stmt).scalar_one())
 
     def uncertain_count(self, batches: Sequence[str] | None) -> int:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = (
                 select(func.count()).select_from(t.attempts).where(t.attempts.c.uncertain.is_(True))
             )
@@ -855,7 +883,7 @@ class Store:
     def failure_reasons(
         self, batches: Sequence[str] | None, limit: int = 10
     ) -> list[tuple[str, int]]:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = (
                 select(t.jobs.c.error, func.count().label("n"))
                 .where(t.jobs.c.state == JobState.FAILED)
@@ -869,7 +897,7 @@ class Store:
 
     def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         """One dict per job, with its attempts and outputs, in queue order."""
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             stmt = select(t.jobs).order_by(t.jobs.c.pk)
             if batches is not None:
                 stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
