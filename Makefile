@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format mypy bench clean all
+.PHONY: demo test lint format mypy bench docs clean all
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ all: lint mypy test
 
 clean:
 	rm -rf $(VENV) outputs demo.db .pytest_cache
+
+docs: $(STAMP)
+	$(BIN)/python -m tests.test_readme

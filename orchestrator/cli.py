@@ -90,6 +90,8 @@ def _run_options(f: F) -> F:
     options = [
         click.option(
             "--out",
+            envvar="ORCHESTRATOR_OUT",
+            show_envvar=True,
             type=click.Path(file_okay=False, path_type=Path),
             default=DEFAULT_OUT,
             show_default=True,
@@ -97,6 +99,8 @@ def _run_options(f: F) -> F:
         ),
         click.option(
             "--concurrency",
+            envvar="ORCHESTRATOR_CONCURRENCY",
+            show_envvar=True,
             type=click.IntRange(1, 64),
             default=6,
             show_default=True,
@@ -104,6 +108,8 @@ def _run_options(f: F) -> F:
         ),
         click.option(
             "--run-limit",
+            envvar="ORCHESTRATOR_RUN_LIMIT",
+            show_envvar=True,
             default="50/60",
             show_default=True,
             callback=_limit,
@@ -111,6 +117,8 @@ def _run_options(f: F) -> F:
         ),
         click.option(
             "--status-limit",
+            envvar="ORCHESTRATOR_STATUS_LIMIT",
+            show_envvar=True,
             default="50/10",
             show_default=True,
             callback=_limit,
@@ -118,6 +126,8 @@ def _run_options(f: F) -> F:
         ),
         click.option(
             "--max-attempts",
+            envvar="ORCHESTRATOR_MAX_ATTEMPTS",
+            show_envvar=True,
             type=click.IntRange(1, 20),
             default=3,
             show_default=True,

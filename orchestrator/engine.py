@@ -138,6 +138,7 @@ class Engine:
         self._submitter_done = False
         self._stopping: str | None = None  # why no more jobs are submitted
         self._abort_error: StopRun | None = None
+        self._hard_stop = False
         self._transport_failures = 0
         self._server_full_until = 0.0
         self._changed = anyio.Event()
@@ -258,7 +259,7 @@ class Engine:
 
     async def _until_done(self) -> None:
         while True:
-            if self._submitter_done and not self._busy():
+            if self._hard_stop or (self._submitter_done and not self._busy()):
                 return
             # Interrupted or aborted: wait only for `/run` answers, so that no attempt
             # is left without its prediction id; polling and downloads resume later.
@@ -592,6 +593,9 @@ class Engine:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if self._stopping is not None:
+                    # Second signal: do not even wait for /run answers (their attempts
+                    # become uncertain, and are resent on resume).
+                    self._hard_stop = True
                     self._abort(Interrupted("stopped at once: run `orchestrator resume`"))
                     return
                 self.request_stop(f"received {signal.Signals(signum).name}")

@@ -1,0 +1,56 @@
+"""The README's command reference is the CLI's own --help: it cannot drift.
+
+Run `python -m tests.test_readme` (or `make docs`) to regenerate it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
+
+
+def help_text(*args: str) -> str:
+    result = CliRunner().invoke(cli, [*args, "--help"], terminal_width=100, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    return result.output.rstrip()
+
+
+def reference() -> str:
+    parts = ["```text", "$ orchestrator --help", help_text()]
+    for name in sorted(cli.commands):  # type: ignore[attr-defined]
+        parts += ["", f"$ orchestrator {name} --help", help_text(name)]
+    parts.append("```")
+    return "\n".join(parts)
+
+
+def current() -> str:
+    text = README.read_text()
+    match = re.search(re.escape(START) + r"\n(.*)\n" + re.escape(END), text, re.S)
+    return match.group(1) if match else ""
+
+
+def test_readme_command_reference_matches_help() -> None:
+    """Every command's --help appears verbatim in the README."""
+    assert current() == reference(), "README is stale: run `make docs`"
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    """The two set-up commands come first, and .ci/run runs the test one."""
+    text = README.read_text()
+    first_block = text.split("```sh", 1)[1].split("```", 1)[0]
+    assert "make demo" in first_block and "make test" in first_block
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+if __name__ == "__main__":
+    text = README.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{reference()}\n{END}{tail}")
