@@ -275,3 +275,37 @@ def test_sandbox_flag_runs_the_example_catalog(tmp_path: Path) -> None:
     report = json.loads(cli("report", "--db", str(db)).stdout)
     assert report and {j["state"] for j in report} == {"completed"}
     assert all(Path(o["path"]).is_file() for j in report for o in j["outputs"])
+
+
+def test_sandbox_command_serves_a_batch(tmp_path: Path) -> None:
+    """`orchestrator sandbox` in the foreground serves a real batch and its stats."""
+    import re
+    import urllib.request
+
+    server = spawn("sandbox", "--port", "0", "--time-scale", str(SCALE), "--api-key", "k1", env={})
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        url = re.search(r"http://[\d.]+:\d+/v1", line)
+        assert url, line
+        env = {"FASHN_BASE_URL": url.group(0), "FASHN_API_KEY": "k1"}
+        manifest = write_manifest(tmp_path / "catalog.csv", 5)
+        done = cli(
+            "submit",
+            str(manifest),
+            "--db",
+            str(tmp_path / "q.db"),
+            "--out",
+            str(tmp_path / "o"),
+            *LIMITS,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        stats_url = url.group(0).removesuffix("/v1") + "/_sandbox/stats"
+        with urllib.request.urlopen(stats_url) as response:
+            stats = json.load(response)
+        assert stats["predictions"]["completed"] == 5 and stats["rejections"] == {}
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+    assert server.returncode == 0

@@ -1,0 +1,103 @@
+"""HTTP routes: translate requests into SandboxState calls and Answers into responses.
+
+Routes: POST /v1/run, GET /v1/status/{id}, GET /v1/credits (Bearer auth);
+GET /cdn/{id}/{index}.{ext} (no auth); GET /_sandbox/stats, /_sandbox/predictions
+and /_sandbox/arrivals/{endpoint} (no auth, inspection only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .config import ENDPOINTS
+from .state import Answer, SandboxState
+
+
+class DroppedConnection(Exception):
+    """Raised on purpose after the response head: uvicorn then aborts the socket."""
+
+
+class DropFilter(logging.Filter):
+    """Hides uvicorn's traceback for a deliberate drop: it logs any exception from the app."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+class _Dropped(Response):
+    """Announces a body it never sends, so the client sees a truncated answer."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"64")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        raise DroppedConnection("sandbox fault: connection dropped")
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def _respond(answer: Answer) -> Response:
+    if answer.delay > 0:
+        await anyio.sleep(answer.delay)
+    if answer.drop:
+        return _Dropped()
+    if isinstance(answer.body, bytes):
+        return Response(answer.body, answer.status, dict(answer.headers), answer.media_type)
+    return Response(_dumps(answer.body), answer.status, dict(answer.headers), answer.media_type)
+
+
+def create_app(state: SandboxState) -> Starlette:
+    """The ASGI app serving `state`."""
+
+    async def run(request: Request) -> Response:
+        body = await request.body()
+        return await _respond(state.handle_run(request.headers.get("authorization"), body))
+
+    async def status(request: Request) -> Response:
+        auth = request.headers.get("authorization")
+        return await _respond(state.handle_status(auth, request.path_params["prediction_id"]))
+
+    async def credits(request: Request) -> Response:
+        return await _respond(state.handle_credits(request.headers.get("authorization")))
+
+    async def cdn(request: Request) -> Response:
+        params = request.path_params
+        return await _respond(state.handle_download(params["prediction_id"], params["name"]))
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    async def predictions(request: Request) -> Response:
+        return JSONResponse({"predictions": [p.to_json() for p in state.predictions()]})
+
+    async def arrivals(request: Request) -> Response:
+        endpoint = request.path_params["endpoint"]
+        if endpoint not in ENDPOINTS:
+            message = f"endpoint must be one of {', '.join(ENDPOINTS)}"
+            return JSONResponse({"error": "NotFound", "message": message}, 404)
+        return JSONResponse({"endpoint": endpoint, "arrivals": state.arrivals(endpoint)})
+
+    routes = [
+        Route("/v1/run", run, methods=["POST"]),
+        Route("/v1/status/{prediction_id:str}", status, methods=["GET"]),
+        Route("/v1/credits", credits, methods=["GET"]),
+        Route("/cdn/{prediction_id:str}/{name:str}", cdn, methods=["GET"]),
+        Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/predictions", predictions, methods=["GET"]),
+        Route("/_sandbox/arrivals/{endpoint:str}", arrivals, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
