@@ -134,6 +134,13 @@ def _run_options(f: F) -> F:
             help="Predictions per job before a retryable failure becomes final.",
         ),
         click.option(
+            "--polling",
+            type=click.Choice(["adaptive", "uniform"]),
+            default="adaptive",
+            show_default=True,
+            help="adaptive: ask about the prediction likeliest to be done; uniform: round robin.",
+        ),
+        click.option(
             "--sandbox",
             is_flag=True,
             help="Run against an in-process FASHN sandbox: no API key, no credits spent.",
@@ -161,6 +168,7 @@ def _settings(opts: dict[str, Any]) -> Settings:
         run_limit=opts["run_limit"],
         status_limit=opts["status_limit"],
         max_attempts=opts["max_attempts"],
+        polling=opts["polling"],
     )
 
 

@@ -37,6 +37,9 @@ class Settings:
     download_concurrency: int = 8
     # Bounded burst of status requests above the sustained rate.
     status_burst: int = 6
+    # "adaptive": ask about the prediction most likely to have finished (learned
+    # durations); "uniform": round robin within the same budget, for comparison.
+    polling: str = "adaptive"
     # Seconds between plain progress lines when not on a terminal.
     progress_interval: float = 30.0
 

@@ -485,7 +485,10 @@ class Engine:
         ticket.done()
         self._transport_ok()
         if status.status == "completed":
-            self.durations.observe(flight.model_name, (cand.polled_age() + cand.age(asked_at)) / 2)
+            if self.settings.polling == "adaptive":
+                # Finished somewhere between the last poll and this one.
+                duration = (cand.polled_age() + cand.age(asked_at)) / 2
+                self.durations.observe(flight.model_name, duration)
             self._completed(slot, status.outputs)
         elif status.terminal:
             name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
