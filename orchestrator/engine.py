@@ -432,18 +432,23 @@ class Engine:
 
     async def _poller(self) -> None:
         while True:
-            cand, wake = pick([s.cand for s in self._slots.values()], self.durations, self.clock())
+            cand, wake = self._pick()
             if cand is None:
                 await self._wait_change(None if math.isinf(wake) else wake - self.clock())
                 continue
             ticket = await self.status_window.acquire()
             # The wait may have been long: choose again with what is known now.
-            cand, _ = pick([s.cand for s in self._slots.values()], self.durations, self.clock())
+            cand, _ = self._pick()
             if cand is None:
                 ticket.cancel()
                 continue
             cand.busy = True
             self._tg.start_soon(self._poll, self._slots[cand.key], ticket)
+
+    def _pick(self) -> tuple[Candidate | None, float]:
+        limit = self.settings.status_limit
+        rate = limit.count / limit.seconds if limit else math.inf
+        return pick([s.cand for s in self._slots.values()], self.durations, self.clock(), rate)
 
     async def _poll(self, slot: _Slot, ticket: Ticket) -> None:
         assert self._client is not None
@@ -486,9 +491,7 @@ class Engine:
         self._transport_ok()
         if status.status == "completed":
             if self.settings.polling == "adaptive":
-                # Finished somewhere between the last poll and this one.
-                duration = (cand.polled_age() + cand.age(asked_at)) / 2
-                self.durations.observe(flight.model_name, duration)
+                self.durations.observe(flight.model_name, self._finish_age(cand, asked_at))
             self._completed(slot, status.outputs)
         elif status.terminal:
             name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
@@ -501,6 +504,19 @@ class Engine:
             if cand.age(self.clock()) > self.settings.prediction_timeout:
                 message = f"not finished after {self.settings.prediction_timeout:g} s"
                 self._failed(slot, policy.STUCK, message, refund=False)
+
+    def _finish_age(self, cand: Candidate, seen_at: float) -> float:
+        """When, in the prediction's life, it most likely finished.
+
+        Somewhere after the last poll that found it running; but a prediction first
+        polled late (young ones are not asked about) did not finish right after its
+        start: assume at most one round-robin interval went by unseen.
+        """
+        seen = cand.age(seen_at)
+        limit = self.settings.status_limit
+        interval = len(self._slots) * limit.seconds / limit.count if limit else 0.0
+        unseen = min(seen - cand.polled_age(), interval)
+        return seen - unseen / 2
 
     def _release(self, slot: _Slot) -> None:
         self._slots.pop(slot.flight.attempt_pk, None)

@@ -3,13 +3,13 @@
 The status budget (50 requests per 10 s) is shared by every prediction in flight,
 so polling each one at a fixed interval wastes most requests on predictions that
 cannot have finished yet. Instead, learn how long each model's predictions take,
-and spend each request on the prediction most likely to have finished since it
-was last asked about: P(finished by now | not finished when last polled).
+and share the budget by how fast each prediction is finishing now (its hazard).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,42 +61,65 @@ class Durations:
         return smoothed_cdf(samples, age)
 
 
+def spread(count: int) -> float:
+    """How widely each sample is smeared: less as evidence accumulates (≈ n^-1/3)."""
+    return SPREAD * min(1.0, (MIN_SAMPLES / max(count, 1)) ** (1 / 3))
+
+
 def smoothed_cdf(samples: Sequence[float], age: float) -> float:
-    """Empirical CDF where each sample d is uniform over [d(1-SPREAD), d(1+SPREAD)]."""
-    if age <= samples[0] * (1 - SPREAD):
+    """Empirical CDF where each sample d is uniform over [d(1-s), d(1+s)], s = spread(n)."""
+    s = spread(len(samples))
+    if age <= samples[0] * (1 - s):
         return 0.0
-    if age >= samples[-1] * (1 + SPREAD):
+    if age >= samples[-1] * (1 + s):
         return 1.0
     # Samples far below or above the age contribute 1 or 0 outright.
-    lo = bisect.bisect_right(samples, age / (1 + SPREAD))
-    hi = bisect.bisect_left(samples, age / (1 - SPREAD))
+    lo = bisect.bisect_right(samples, age / (1 + s))
+    hi = bisect.bisect_left(samples, age / (1 - s))
     total = float(lo)
     for d in samples[lo:hi]:
-        low, high = d * (1 - SPREAD), d * (1 + SPREAD)
+        low, high = d * (1 - s), d * (1 + s)
         total += min(1.0, max(0.0, (age - low) / (high - low)))
     return total / len(samples)
 
 
-def finish_chance(durations: Durations, cand: Candidate, now: float) -> float:
-    """P(the prediction finished since it was last polled | it had not then)."""
-    before = cand.polled_age()
-    after = cand.age(now)
-    f_after = durations.cdf(cand.model, after)
-    if f_after is None:
-        # Nothing learned yet: favour whatever has waited longest since its last poll.
-        return 1.0 - 1.0 / (1.0 + (after - before))
-    f_before = durations.cdf(cand.model, before) or 0.0
-    if f_before >= 1.0:
-        return 1.0  # older than anything seen: keep asking
-    return max(0.0, (f_after - f_before) / (1.0 - f_before))
+def density(samples: Sequence[float], age: float) -> float:
+    """The smoothed density of durations at `age` (derivative of smoothed_cdf)."""
+    s = spread(len(samples))
+    lo = bisect.bisect_right(samples, age / (1 + s))
+    hi = bisect.bisect_left(samples, age / (1 - s))
+    return sum(1.0 / (2 * s * d) for d in samples[lo:hi]) / len(samples)
+
+
+def hazard(durations: Durations, model: str, age: float) -> float | None:
+    """How fast a prediction of this age is finishing: density / survival (per second).
+
+    None when nothing has been observed yet.
+    """
+    samples = durations.samples(model)
+    if not samples:
+        return None
+    survival = 1.0 - smoothed_cdf(samples, age)
+    if survival <= 1e-6:
+        # Older than anything seen: ask often, as often as the slowest kernel is narrow.
+        return 1.0 / (spread(len(samples)) * samples[-1])
+    return density(samples, age) / survival
 
 
 def pick(
-    candidates: Sequence[Candidate], durations: Durations, now: float
+    candidates: Sequence[Candidate], durations: Durations, now: float, rate: float
 ) -> tuple[Candidate | None, float]:
-    """The candidate to poll now, or None and the time worth waking up to look again."""
-    best: Candidate | None = None
-    best_score = 0.0
+    """The candidate to poll now, or None and the time worth waking up to look again.
+
+    `rate` is the status budget (requests per second). Each prediction gets a share of
+    it proportional to the square root of its hazard: with polling rate r and finishing
+    hazard h, the expected delay before a finish is seen is about 1/(2r), and spreading
+    a fixed budget to minimise the sum of h/(2r) gives r ∝ √h. A young prediction that
+    cannot have finished yet gets nothing; the budget goes where finishes are due.
+    A prediction is due one share-interval after its last poll; until the first is
+    due, the budget is saved (the window lets it be spent in a burst later).
+    """
+    weights: dict[int, float] = {}
     wake = float("inf")
     for cand in candidates:
         if cand.busy:
@@ -104,20 +127,36 @@ def pick(
         if cand.not_before > now:
             wake = min(wake, cand.not_before)
             continue
-        score = finish_chance(durations, cand, now)
-        if score > best_score:
-            best, best_score = cand, score
-        elif score <= 0.0:
+        h = hazard(durations, cand.model, cand.age(now))
+        if h is None:
+            weights[cand.key] = 1.0  # nothing learned yet: round robin
+        elif h > 0:
+            weights[cand.key] = math.sqrt(h)
+        else:
             wake = min(wake, earliest_chance(durations, cand, now))
-    return best, wake
+    total = sum(weights.values())
+    best: Candidate | None = None
+    best_due = float("inf")
+    for cand in candidates:
+        weight = weights.get(cand.key)
+        if not weight:
+            continue
+        share = rate * weight / total
+        due = (cand.last_polled_at or cand.accepted_at) + (1.0 / share if share > 0 else 0.0)
+        if due < best_due:
+            best, best_due = cand, due
+    if best is not None and best_due <= now:
+        return best, now
+    return None, min(wake, best_due)
 
 
 def earliest_chance(durations: Durations, cand: Candidate, now: float) -> float:
     """When the candidate's chance of having finished next starts to grow."""
     samples = durations.samples(cand.model)
     age = cand.age(now)
+    s = spread(len(samples))
     # The first sample whose spread reaches past this age starts the next rise.
-    i = bisect.bisect_right(samples, age / (1 + SPREAD))
+    i = bisect.bisect_right(samples, age / (1 + s))
     if not samples or i == len(samples):
         return now
-    return cand.accepted_at + max(age, samples[i] * (1 - SPREAD))
+    return cand.accepted_at + max(age, samples[i] * (1 - s))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from orchestrator.polling import (
     Candidate,
     Durations,
     earliest_chance,
-    finish_chance,
+    hazard,
     pick,
     smoothed_cdf,
+    spread,
 )
 
 
@@ -38,26 +41,36 @@ def _durations(model: str, samples: list[float]) -> Durations:
     return d
 
 
-def test_a_young_prediction_has_no_chance() -> None:
-    """A prediction younger than any plausible duration is not worth a request."""
+def test_a_young_prediction_has_no_hazard() -> None:
+    """A prediction younger than any plausible duration is not finishing yet."""
     d = _durations("m", [10.0, 11.0, 12.0])
+    assert hazard(d, "m", 5.0) == 0.0
     cand = Candidate(key=1, model="m", accepted_at=0.0)
-    assert finish_chance(d, cand, now=5.0) == 0.0
     assert earliest_chance(d, cand, now=5.0) == pytest.approx(7.5)
 
 
-def test_chance_is_conditional_on_the_last_poll() -> None:
-    """Having been seen unfinished at 10 s, half the remaining mass is gone by 10 s."""
-    d = _durations("m", [10.0, 10.0, 10.0])
-    cand = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=10.0)
-    assert finish_chance(d, cand, now=11.0) == pytest.approx((0.7 - 0.5) / 0.5)
+def test_hazard_grows_towards_the_end() -> None:
+    """Among survivors, the chance of finishing now grows as the last durations near."""
+    d = _durations("m", [8.0, 10.0, 12.0])
+    assert 0 < hazard(d, "m", 8.0) < hazard(d, "m", 10.0) < hazard(d, "m", 12.0)  # type: ignore[operator]
 
 
-def test_older_than_anything_seen_is_always_worth_asking() -> None:
-    """A prediction past every observed duration has chance 1: it may be stuck or slow."""
+def test_older_than_anything_seen_keeps_a_finite_high_hazard() -> None:
+    """A prediction past every observed duration is asked about often, not infinitely."""
     d = _durations("m", [10.0, 10.0, 10.0])
-    cand = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=20.0)
-    assert finish_chance(d, cand, now=20.5) == 1.0
+    h = hazard(d, "m", 20.0)
+    assert h is not None and 0.3 < h < 1e3
+
+
+def test_nothing_learned_means_no_hazard() -> None:
+    """Before any observation the hazard is unknown (round robin then)."""
+    assert hazard(Durations(), "m", 5.0) is None
+
+
+def test_spread_narrows_with_evidence() -> None:
+    """The smoothing of each sample shrinks as samples accumulate."""
+    assert spread(1) == spread(3) == pytest.approx(0.25)
+    assert spread(24) == pytest.approx(0.125)
 
 
 def test_models_with_few_samples_borrow_from_all() -> None:
@@ -68,22 +81,31 @@ def test_models_with_few_samples_borrow_from_all() -> None:
     assert d.samples("fast") == [2.0, 2.0, 2.0]
 
 
-def test_without_samples_the_longest_unpolled_wins() -> None:
-    """Before anything is learned, polling is round robin by time since the last poll."""
-    d = Durations()
-    a = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=9.0)
-    b = Candidate(key=2, model="m", accepted_at=0.0, last_polled_at=5.0)
-    chosen, _ = pick([a, b], d, now=10.0)
-    assert chosen is b
+def test_without_samples_polling_is_round_robin_at_the_budget() -> None:
+    """Before anything is learned, each prediction is due n/rate after its last poll."""
+    a = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=9.5)
+    b = Candidate(key=2, model="m", accepted_at=0.0, last_polled_at=9.0)
+    chosen, _ = pick([a, b], Durations(), now=9.4, rate=5.0)
+    assert chosen is b  # due at 9.4
+    chosen, wake = pick([a, b], Durations(), now=9.2, rate=5.0)
+    assert chosen is None and wake == pytest.approx(9.4)
 
 
-def test_pick_prefers_the_likeliest_finished() -> None:
-    """The prediction near its expected end beats one that just started."""
+def test_budget_goes_to_predictions_that_can_have_finished() -> None:
+    """A young prediction gets no share: the ripe one is due sooner and chosen."""
     d = _durations("m", [8.0, 9.0, 10.0])
     young = Candidate(key=1, model="m", accepted_at=9.0)
     ripe = Candidate(key=2, model="m", accepted_at=0.0, last_polled_at=8.0)
-    chosen, _ = pick([young, ripe], d, now=9.5)
+    chosen, _ = pick([young, ripe], d, now=9.5, rate=5.0)
     assert chosen is ripe
+
+
+def test_without_a_limit_every_finishing_prediction_is_due_now() -> None:
+    """With no status limit, anything that may have finished is asked about at once."""
+    d = _durations("m", [1.0, 1.0, 1.0])
+    cand = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=0.99)
+    chosen, _ = pick([cand], d, now=1.0, rate=math.inf)
+    assert chosen is cand
 
 
 @pytest.mark.parametrize(
@@ -93,7 +115,7 @@ def test_pick_prefers_the_likeliest_finished() -> None:
 def test_pick_skips_busy_and_backed_off(busy: bool, not_before: float, expect_wake: float) -> None:
     """A candidate with a request under way, or backing off, is not chosen."""
     cand = Candidate(key=1, model="m", accepted_at=0.0, busy=busy, not_before=not_before)
-    chosen, wake = pick([cand], Durations(), now=10.0)
+    chosen, wake = pick([cand], Durations(), now=10.0, rate=5.0)
     assert chosen is None
     assert wake == expect_wake
 
@@ -105,6 +127,6 @@ def test_pick_wakes_when_the_first_chance_appears() -> None:
         Candidate(key=1, model="m", accepted_at=2.0),
         Candidate(key=2, model="m", accepted_at=0.0),
     ]
-    chosen, wake = pick(cands, d, now=1.0)
+    chosen, wake = pick(cands, d, now=1.0, rate=5.0)
     assert chosen is None
     assert wake == pytest.approx(7.5)
