@@ -171,10 +171,13 @@ class Engine:
         self._load_counters()
         self._seed_windows()
         timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        # Few connections: httpcore scans its whole pool on every request, so a pool
+        # larger than the requests that can be under way costs CPU for nothing.
+        api_limits = httpx.Limits(max_connections=s.concurrency + 4)
+        cdn_limits = httpx.Limits(max_connections=s.download_concurrency)
         async with (
-            httpx.AsyncClient(timeout=timeout, limits=limits) as api_http,
-            httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True) as cdn,
+            httpx.AsyncClient(timeout=timeout, limits=api_limits) as api_http,
+            httpx.AsyncClient(timeout=timeout, limits=cdn_limits, follow_redirects=True) as cdn,
         ):
             self._client = FashnClient(api_http, s.base_url, s.api_key)
             self._cdn = cdn

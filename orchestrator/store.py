@@ -441,66 +441,54 @@ class Store:
     ) -> ClaimedJob | None:
         """Take the next ready job and commit an attempt row for the `/run` about to go."""
         now = time.time()
+        where, params = _batch_filter(batches)
         with self._tx(durable=True) as conn:
-            stmt = (
-                select(
-                    t.jobs.c.pk,
-                    t.jobs.c.batch_id,
-                    t.jobs.c.job_id,
-                    t.jobs.c.model_name,
-                    t.jobs.c.inputs,
-                    t.jobs.c.failures,
-                )
-                .where(t.jobs.c.state == JobState.QUEUED)
-                .where((t.jobs.c.not_before.is_(None)) | (t.jobs.c.not_before <= now))
-                .order_by(t.jobs.c.priority.desc(), t.jobs.c.pk)
-                .limit(1)
-            )
-            if batches is not None:
-                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
-            row = conn.execute(stmt).first()
+            row = conn.exec_driver_sql(
+                "SELECT pk, batch_id, job_id, model_name, inputs, failures FROM jobs"
+                " WHERE state = 'queued' AND (not_before IS NULL OR not_before <= ?)"
+                f"{where} ORDER BY priority DESC, pk LIMIT 1",
+                (now, *params),
+            ).first()
             if row is None:
                 return None
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.pk == row.pk)
-                .values(state=JobState.RUNNING, not_before=None, updated_at=now)
+            job_pk, batch_id, job_id, model_name, inputs, failures = row
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = 'running', not_before = NULL, updated_at = ? WHERE pk = ?",
+                (now, job_pk),
             )
-            attempt_pk = conn.execute(
-                t.attempts.insert().values(
-                    job_pk=row.pk, state=AttemptState.PENDING, sent_at=now, uncertain=False
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            attempt_pk = _insert(
+                conn,
+                "INSERT INTO attempts (job_pk, state, sent_at, uncertain)"
+                " VALUES (?, 'pending', ?, 0)",
+                (job_pk, now),
+            )
             request_pk = self._log_request(conn, "run", now) if log_request else 0
             return ClaimedJob(
-                job_pk=row.pk,
-                batch_id=row.batch_id,
-                job_id=row.job_id,
-                model_name=row.model_name,
-                inputs=self._inflate(conn, row.inputs),
-                failures=row.failures,
+                job_pk=job_pk,
+                batch_id=batch_id,
+                job_id=job_id,
+                model_name=model_name,
+                inputs=self._inflate(conn, inputs),
+                failures=failures,
                 attempt_pk=attempt_pk,
                 request_pk=request_pk,
             )
 
     def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
         """How many jobs wait in the queue, and when the earliest backed-off one is due."""
+        where, params = _batch_filter(batches)
         with self._tx() as conn:
-            stmt = select(func.count(), func.min(t.jobs.c.not_before)).where(
-                t.jobs.c.state == JobState.QUEUED
-            )
-            if batches is not None:
-                stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
-            count, due = conn.execute(stmt).one()
+            count, due = conn.exec_driver_sql(
+                f"SELECT count(*), min(not_before) FROM jobs WHERE state = 'queued'{where}",
+                tuple(params),
+            ).one()
         return int(count), due
 
     def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
         """The same attempt goes again after a 429 (which proves nothing was created)."""
         now = time.time()
         with self._tx(durable=True) as conn:
-            conn.execute(
-                t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(sent_at=now)
-            )
+            conn.exec_driver_sql("UPDATE attempts SET sent_at = ? WHERE pk = ?", (now, attempt_pk))
             return self._log_request(conn, "run", now) if log_request else 0
 
     def record_accepted(
@@ -508,32 +496,19 @@ class Store:
     ) -> float:
         now = time.time()
         with self._tx() as conn:
-            conn.execute(
-                t.attempts.update()
-                .where(t.attempts.c.pk == claimed.attempt_pk)
-                .values(
-                    state=AttemptState.SUBMITTED,
-                    prediction_id=prediction_id,
-                    credits=credits,
-                    status="starting",
-                    accepted_at=now,
-                )
+            conn.exec_driver_sql(
+                "UPDATE attempts SET state = 'submitted', prediction_id = ?, credits = ?,"
+                " status = 'starting', accepted_at = ? WHERE pk = ?",
+                (prediction_id, credits, now, claimed.attempt_pk),
             )
             if credits:
-                conn.execute(
-                    t.ledger.insert().values(
-                        job_pk=claimed.job_pk,
-                        attempt_pk=claimed.attempt_pk,
-                        prediction_id=prediction_id,
-                        credits=credits,
-                        kind="charge",
-                        at=now,
-                    )
+                conn.exec_driver_sql(
+                    "INSERT INTO ledger (job_pk, attempt_pk, prediction_id, credits, kind, at)"
+                    " VALUES (?, ?, ?, ?, 'charge', ?)",
+                    (claimed.job_pk, claimed.attempt_pk, prediction_id, credits, now),
                 )
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.pk == claimed.job_pk)
-                    .values(credits=t.jobs.c.credits + credits)
+                conn.exec_driver_sql(
+                    "UPDATE jobs SET credits = credits + ? WHERE pk = ?", (credits, claimed.job_pk)
                 )
             self._finish_request(conn, request_pk, now)
         return now
@@ -550,21 +525,20 @@ class Store:
         """The API answered `/run` with an error: no prediction exists."""
         now = time.time()
         with self._tx() as conn:
-            conn.execute(
-                t.attempts.update()
-                .where(t.attempts.c.pk == claimed.attempt_pk)
-                .values(state=AttemptState.REJECTED, error_message=error, finished_at=now)
+            conn.exec_driver_sql(
+                "UPDATE attempts SET state = 'rejected', error_message = ?, finished_at = ?"
+                " WHERE pk = ?",
+                (error, now, claimed.attempt_pk),
             )
-            state = JobState.FAILED if fail_job else JobState.QUEUED
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.pk == claimed.job_pk)
-                .values(
-                    state=state,
-                    error=error if fail_job else None,
-                    not_before=not_before,
-                    updated_at=now,
-                )
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = ?, error = ?, not_before = ?, updated_at = ? WHERE pk = ?",
+                (
+                    JobState.FAILED if fail_job else JobState.QUEUED,
+                    error if fail_job else None,
+                    not_before,
+                    now,
+                    claimed.job_pk,
+                ),
             )
             self._finish_request(conn, request_pk, now)
             if fail_job:
@@ -574,10 +548,9 @@ class Store:
         self, claimed: ClaimedJob, request_pk: int, *, error: str, not_before: float | None
     ) -> None:
         """`/run` got no usable answer: a prediction may exist. Queue the job again."""
-        now = time.time()
         with self._tx() as conn:
             self._mark_lost(conn, claimed.attempt_pk, claimed.job_pk, error, not_before)
-            self._finish_request(conn, request_pk, now)
+            self._finish_request(conn, request_pk, time.time())
 
     def _mark_lost(
         self,
@@ -588,21 +561,14 @@ class Store:
         not_before: float | None = None,
     ) -> None:
         now = time.time()
-        conn.execute(
-            t.attempts.update()
-            .where(t.attempts.c.pk == attempt_pk)
-            .values(
-                state=AttemptState.REJECTED,
-                uncertain=True,
-                error_name="AnswerLost",
-                error_message=error,
-                finished_at=now,
-            )
+        conn.exec_driver_sql(
+            "UPDATE attempts SET state = 'rejected', uncertain = 1, error_name = 'AnswerLost',"
+            " error_message = ?, finished_at = ? WHERE pk = ?",
+            (error, now, attempt_pk),
         )
-        conn.execute(
-            t.jobs.update()
-            .where(t.jobs.c.pk == job_pk)
-            .values(state=JobState.QUEUED, not_before=not_before, updated_at=now)
+        conn.exec_driver_sql(
+            "UPDATE jobs SET state = 'queued', not_before = ?, updated_at = ? WHERE pk = ?",
+            (not_before, now, job_pk),
         )
         self._event(conn, None, job_pk, "uncertain", f"/run answer lost: {error}")
 
@@ -610,44 +576,33 @@ class Store:
 
     def record_status(self, attempt_pk: int, status: str) -> None:
         with self._tx() as conn:
-            conn.execute(
-                t.attempts.update().where(t.attempts.c.pk == attempt_pk).values(status=status)
+            conn.exec_driver_sql(
+                "UPDATE attempts SET status = ? WHERE pk = ?", (status, attempt_pk)
             )
 
     def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
         """Completion and its output URLs in one transaction; the downloads follow."""
         now = time.time()
         with self._tx() as conn:
-            conn.execute(
-                t.attempts.update()
-                .where(t.attempts.c.pk == flight.attempt_pk)
-                .values(state=AttemptState.COMPLETED, status="completed", finished_at=now)
+            conn.exec_driver_sql(
+                "UPDATE attempts SET state = 'completed', status = 'completed', finished_at = ?"
+                " WHERE pk = ?",
+                (now, flight.attempt_pk),
             )
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.pk == flight.job_pk)
-                .values(state=JobState.DOWNLOADING, updated_at=now)
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE pk = ?",
+                (JobState.DOWNLOADING if urls else JobState.COMPLETED, now, flight.job_pk),
             )
             pending = []
             for idx, url in enumerate(urls):
-                pk = conn.execute(
-                    t.outputs.insert().values(
-                        job_pk=flight.job_pk,
-                        attempt_pk=flight.attempt_pk,
-                        idx=idx,
-                        url=url,
-                        state="pending",
-                        tries=0,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                pk = _insert(
+                    conn,
+                    "INSERT INTO outputs (job_pk, attempt_pk, idx, url, state, tries)"
+                    " VALUES (?, ?, ?, ?, 'pending', 0)",
+                    (flight.job_pk, flight.attempt_pk, idx, url),
+                )
                 pending.append(
                     PendingOutput(pk, flight.job_pk, flight.batch_id, flight.job_id, idx, url, 0)
-                )
-            if not urls:
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.pk == flight.job_pk)
-                    .values(state=JobState.COMPLETED)
                 )
         return pending
 
@@ -666,67 +621,50 @@ class Store:
         Returns the credits refunded."""
         now = time.time()
         with self._tx() as conn:
-            credits = conn.execute(
-                select(t.attempts.c.credits).where(t.attempts.c.pk == flight.attempt_pk)
+            charged = conn.exec_driver_sql(
+                "SELECT credits FROM attempts WHERE pk = ?", (flight.attempt_pk,)
             ).scalar_one()
-            conn.execute(
-                t.attempts.update()
-                .where(t.attempts.c.pk == flight.attempt_pk)
-                .values(
-                    state=AttemptState.FAILED,
-                    status="failed",
-                    error_name=name,
-                    error_message=message,
-                    finished_at=now,
-                )
+            refunded = int(charged or 0) if refund else 0
+            conn.exec_driver_sql(
+                "UPDATE attempts SET state = 'failed', status = 'failed', error_name = ?,"
+                " error_message = ?, finished_at = ? WHERE pk = ?",
+                (name, message, now, flight.attempt_pk),
             )
-            if refund and credits:
-                conn.execute(
-                    t.ledger.insert().values(
-                        job_pk=flight.job_pk,
-                        attempt_pk=flight.attempt_pk,
-                        prediction_id=flight.prediction_id,
-                        credits=-credits,
-                        kind="refund",
-                        at=now,
-                    )
+            if refunded:
+                conn.exec_driver_sql(
+                    "INSERT INTO ledger (job_pk, attempt_pk, prediction_id, credits, kind, at)"
+                    " VALUES (?, ?, ?, ?, 'refund', ?)",
+                    (flight.job_pk, flight.attempt_pk, flight.prediction_id, -refunded, now),
                 )
             error = f"{name}: {message}" if message else name
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.pk == flight.job_pk)
-                .values(
-                    state=JobState.QUEUED if retry else JobState.FAILED,
-                    failures=t.jobs.c.failures + 1,
-                    credits=t.jobs.c.credits - (credits if refund and credits else 0),
-                    error=None if retry else error,
-                    not_before=not_before if retry else None,
-                    updated_at=now,
-                )
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = ?, failures = failures + 1, credits = credits - ?,"
+                " error = ?, not_before = ?, updated_at = ? WHERE pk = ?",
+                (
+                    JobState.QUEUED if retry else JobState.FAILED,
+                    refunded,
+                    None if retry else error,
+                    not_before if retry else None,
+                    now,
+                    flight.job_pk,
+                ),
             )
             kind = "retry" if retry else "failed"
             self._event(conn, flight.batch_id, flight.job_pk, kind, error)
-        return int(credits or 0) if refund else 0
+        return refunded
 
     # ------------------------------------------------------------------ download
 
     def pending_outputs(self, job_pk: int) -> list[PendingOutput]:
         with self._tx() as conn:
-            rows = conn.execute(
-                select(
-                    t.outputs.c.pk,
-                    t.outputs.c.idx,
-                    t.outputs.c.url,
-                    t.outputs.c.tries,
-                    t.jobs.c.batch_id,
-                    t.jobs.c.job_id,
-                )
-                .join(t.jobs, t.jobs.c.pk == t.outputs.c.job_pk)
-                .where(t.outputs.c.job_pk == job_pk, t.outputs.c.state == "pending")
-                .order_by(t.outputs.c.idx)
+            rows = conn.exec_driver_sql(
+                "SELECT o.pk, o.idx, o.url, o.tries, j.batch_id, j.job_id FROM outputs o"
+                " JOIN jobs j ON j.pk = o.job_pk WHERE o.job_pk = ? AND o.state = 'pending'"
+                " ORDER BY o.idx",
+                (job_pk,),
             ).all()
         return [
-            PendingOutput(r.pk, job_pk, r.batch_id, r.job_id, r.idx, r.url, r.tries) for r in rows
+            PendingOutput(pk, job_pk, b, j, idx, url, tries) for pk, idx, url, tries, b, j in rows
         ]
 
     def record_saved(
@@ -735,50 +673,35 @@ class Store:
         """Record a saved output; returns True when it was the job's last one."""
         now = time.time()
         with self._tx() as conn:
-            conn.execute(
-                t.outputs.update()
-                .where(t.outputs.c.pk == output.output_pk)
-                .values(
-                    state="saved",
-                    path=path,
-                    sha256=sha256,
-                    size=size,
-                    url=url,
-                    saved_at=now,
-                    error=None,
-                )
+            conn.exec_driver_sql(
+                "UPDATE outputs SET state = 'saved', path = ?, sha256 = ?, size = ?, url = ?,"
+                " saved_at = ?, error = NULL WHERE pk = ?",
+                (path, sha256, size, url, now, output.output_pk),
             )
-            left = conn.execute(
-                select(func.count())
-                .select_from(t.outputs)
-                .where(t.outputs.c.job_pk == output.job_pk, t.outputs.c.state != "saved")
+            left = conn.exec_driver_sql(
+                "SELECT count(*) FROM outputs WHERE job_pk = ? AND state != 'saved'",
+                (output.job_pk,),
             ).scalar_one()
             if left == 0:
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.pk == output.job_pk)
-                    .values(state=JobState.COMPLETED, error=None, updated_at=now)
+                conn.exec_driver_sql(
+                    "UPDATE jobs SET state = 'completed', error = NULL, updated_at = ?"
+                    " WHERE pk = ?",
+                    (now, output.job_pk),
                 )
-        return left == 0
+        return bool(left == 0)
 
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
         now = time.time()
         with self._tx() as conn:
-            conn.execute(
-                t.outputs.update()
-                .where(t.outputs.c.pk == output.output_pk)
-                .values(
-                    state="failed" if final else "pending",
-                    tries=t.outputs.c.tries + 1,
-                    error=error,
-                )
+            conn.exec_driver_sql(
+                "UPDATE outputs SET state = ?, tries = tries + 1, error = ? WHERE pk = ?",
+                ("failed" if final else "pending", error, output.output_pk),
             )
             if final:
                 message = f"download of output {output.idx} failed: {error}"
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.pk == output.job_pk)
-                    .values(state=JobState.FAILED, error=message, updated_at=now)
+                conn.exec_driver_sql(
+                    "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE pk = ?",
+                    (message, now, output.job_pk),
                 )
                 self._event(conn, output.batch_id, output.job_pk, "failed", message)
 
@@ -796,28 +719,24 @@ class Store:
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         """(sent, answered) wall times of the requests an earlier run sent lately."""
         with self._tx() as conn:
-            conn.execute(t.requests.delete().where(t.requests.c.sent_at < since - 3600))
-            rows = conn.execute(
-                select(t.requests.c.sent_at, t.requests.c.done_at)
-                .where(t.requests.c.endpoint == endpoint)
-                .where((t.requests.c.sent_at >= since) | (t.requests.c.done_at >= since))
-                .order_by(t.requests.c.sent_at)
+            conn.exec_driver_sql("DELETE FROM requests WHERE sent_at < ?", (since - 3600,))
+            rows = conn.exec_driver_sql(
+                "SELECT sent_at, done_at FROM requests WHERE endpoint = ?"
+                " AND (sent_at >= ? OR done_at >= ?) ORDER BY sent_at",
+                (endpoint, since, since),
             ).all()
-        return [(r.sent_at, r.done_at) for r in rows]
+        return [(sent, done) for sent, done in rows]
 
     @staticmethod
     def _log_request(conn: Connection, endpoint: str, now: float) -> int:
-        pk = conn.execute(
-            t.requests.insert().values(endpoint=endpoint, sent_at=now)
-        ).inserted_primary_key[0]  # type: ignore[index]
-        return int(pk)
+        return _insert(
+            conn, "INSERT INTO requests (endpoint, sent_at) VALUES (?, ?)", (endpoint, now)
+        )
 
     @staticmethod
     def _finish_request(conn: Connection, request_pk: int, now: float) -> None:
         if request_pk:
-            conn.execute(
-                t.requests.update().where(t.requests.c.pk == request_pk).values(done_at=now)
-            )
+            conn.exec_driver_sql("UPDATE requests SET done_at = ? WHERE pk = ?", (now, request_pk))
 
     # ------------------------------------------------------------------ events
 
@@ -829,10 +748,9 @@ class Store:
     def _event(
         conn: Connection, batch_id: str | None, job_pk: int | None, kind: str, message: str
     ) -> None:
-        conn.execute(
-            t.events.insert().values(
-                at=time.time(), batch_id=batch_id, job_pk=job_pk, kind=kind, message=message
-            )
+        conn.exec_driver_sql(
+            "INSERT INTO events (at, batch_id, job_pk, kind, message) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), batch_id, job_pk, kind, message),
         )
 
     # ------------------------------------------------------------------ reading
@@ -925,6 +843,19 @@ class Store:
                     "attempts": [dict(a) for a in attempts],
                     "outputs": [dict(o) for o in outputs],
                 }
+
+
+def _batch_filter(batches: Sequence[str] | None) -> tuple[str, list[str]]:
+    """An `AND batch_id IN (...)` clause and its parameters, or nothing for all batches."""
+    if batches is None:
+        return "", []
+    return f" AND batch_id IN ({', '.join('?' * len(batches))})", list(batches)
+
+
+def _insert(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
+    """Run an INSERT and return the new row's primary key."""
+    result = conn.exec_driver_sql(sql, params)
+    return int(result.lastrowid)
 
 
 def _changed_message(manifest: str, batch_id: str, changed: list[tuple[Any, ...]]) -> str:
