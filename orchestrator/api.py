@@ -16,8 +16,6 @@ import httpx
 from .models import TERMINAL_STATUSES
 from .policy import KNOWN_ERRORS
 
-DEFAULT_BASE_URL = "https://api.fashn.ai/v1"
-
 
 class ApiError(Exception):
     """An answer (or the lack of one) from the API that the engine must act on."""

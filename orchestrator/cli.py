@@ -17,13 +17,10 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from . import report as reports
-from .api import DEFAULT_BASE_URL
-from .config import DEFAULT_DB, DEFAULT_OUT, Settings
+from .config import DEFAULT_BASE_URL, DEFAULT_DB, DEFAULT_OUT, RateLimit, Settings
 from .display import ProgressView, print_summary
 from .errors import OrchestratorError, StopRun, UsageError
-from .limits import RateLimit
 from .models import JobState
-from .service import queue_manifest, run_queue, sandbox_settings
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -177,6 +174,8 @@ def _target(opts: dict[str, Any]) -> Iterator[Settings]:
     """The settings to run with: the real API (key required) or the sandbox."""
     settings = _settings(opts)
     if opts["sandbox"]:
+        from .service import sandbox_settings
+
         with sandbox_settings(
             settings, time_scale=opts["sandbox_scale"], seed=opts["sandbox_seed"]
         ) as sandboxed:
@@ -192,6 +191,8 @@ def _target(opts: dict[str, Any]) -> Iterator[Settings]:
 
 def _run(store: Store, opts: dict[str, Any], batches: list[str] | None) -> int:
     with _target(opts) as settings:
+        from .service import run_queue
+
         view = ProgressView(stderr, interval=settings.progress_interval)
         try:
             with view:
@@ -237,6 +238,8 @@ def submit(
     manifest: Path, batch: str | None, queue_only: bool, replace: bool, db: Path, **opts: Any
 ) -> int:
     """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
+    from .service import queue_manifest
+
     store = Store(db)
     result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
     stderr.print(

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .engine import Progress
-from .models import JobState
+from .models import JobState, Progress
 from .report import Summary
 
 log = logging.getLogger("orchestrator")

@@ -39,39 +39,12 @@ from .api import (
 from .config import Settings
 from .errors import AuthError, Interrupted, OutOfCredits, StopRun
 from .limits import SlidingWindow, Ticket
-from .models import JobState
+from .models import JobState, Progress
 from .outputs import OutputError, save_output
 from .polling import Candidate, Durations, pick
 from .store import ClaimedJob, Flight, PendingOutput, Store
 
 log = logging.getLogger("orchestrator")
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot of a run, for whoever displays it."""
-
-    counts: dict[str, int]
-    in_flight: int
-    credits: int
-    elapsed: float
-    finished_this_run: int
-    stopping: str | None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def rate(self) -> float:
-        """Jobs finished per second in this run."""
-        return self.finished_this_run / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        left = self.counts.get(JobState.QUEUED, 0) + self.counts.get(JobState.RUNNING, 0)
-        left += self.counts.get(JobState.DOWNLOADING, 0)
-        return left / self.rate if self.rate > 0 else None
 
 
 @dataclass(frozen=True)

@@ -20,42 +20,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import anyio
 from aiolimiter import AsyncLimiter
 
-from .errors import UsageError
+from .config import RateLimit
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most `count` requests in any window of `seconds`."""
-
-    count: int
-    seconds: float
-
-    @classmethod
-    def parse(cls, text: str, *, option: str = "limit") -> RateLimit:
-        """Parse `N/SECONDS`, e.g. `50/60` or `50/0.6`."""
-        count_text, sep, seconds_text = text.partition("/")
-        try:
-            count, seconds = int(count_text), float(seconds_text)
-        except ValueError:
-            count, seconds = 0, 0.0
-        if not sep or count < 1 or not math.isfinite(seconds) or seconds <= 0:
-            raise UsageError(
-                f"{option} {text!r} is not N/SECONDS with N ≥ 1 and SECONDS > 0 (e.g. 50/60)"
-            )
-        return cls(count, seconds)
-
-    def scaled(self, factor: float) -> RateLimit:
-        return RateLimit(self.count, self.seconds * factor)
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds:g}"
 
 
 class Ticket:

@@ -68,3 +68,30 @@ class JobSpec:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.model_name, self.inputs)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a run, for whoever displays it."""
+
+    counts: dict[str, int]
+    in_flight: int
+    credits: int
+    elapsed: float
+    finished_this_run: int
+    stopping: str | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def rate(self) -> float:
+        """Jobs finished per second in this run."""
+        return self.finished_this_run / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        left = self.counts.get(JobState.QUEUED, 0) + self.counts.get(JobState.RUNNING, 0)
+        left += self.counts.get(JobState.DOWNLOADING, 0)
+        return left / self.rate if self.rate > 0 else None

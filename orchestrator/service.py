@@ -11,8 +11,9 @@ from pathlib import Path
 import anyio
 
 from .config import Settings
-from .engine import Engine, Progress, RunOutcome
+from .engine import Engine, RunOutcome
 from .manifest import read_manifest
+from .models import Progress
 from .outputs import safe_name
 from .store import IngestResult, Store
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 
 from . import schema as t
@@ -46,6 +44,21 @@ def _migrations_dir() -> Path:
         if (Path(location) / "env.py").exists():
             return Path(location)
     raise OrchestratorError("the database migrations are not installed; reinstall the package")
+
+
+def _newest_revision(scripts: Path) -> str:
+    """Migrations are named `NNNN_what.py` with revision id `NNNN`, in order."""
+    names = sorted(p.name for p in (scripts / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return names[-1][:4] if names else ""
+
+
+def _current_revision(conn: Connection) -> str | None:
+    exists = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    ).scalar()
+    if not exists:  # a new database
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 @dataclass(frozen=True)
@@ -127,9 +140,17 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_migrations_dir()))
+        """Bring the schema to the newest migration; a no-op costs one query."""
+        scripts = _migrations_dir()
         with self.engine.begin() as conn:
+            if _current_revision(conn) == _newest_revision(scripts):
+                return
+            # Imported here: alembic takes longer to import than `status` takes to run.
+            from alembic import command
+            from alembic.config import Config
+
+            cfg = Config()
+            cfg.set_main_option("script_location", str(scripts))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

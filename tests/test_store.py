@@ -168,3 +168,32 @@ def test_unknown_batch_is_a_usage_error(store: Store) -> None:
     store.ingest("catalog", "m.yaml", [spec("a")], [])
     with pytest.raises(UsageError, match="known batches: catalog"):
         store.resolve_batches("nope")
+
+
+def test_newest_revision_is_alembic_head() -> None:
+    """The cheap check of the schema version agrees with alembic's own idea of head."""
+    from alembic.script import ScriptDirectory
+
+    from orchestrator.store import _migrations_dir, _newest_revision
+
+    scripts = _migrations_dir()
+    assert ScriptDirectory(str(scripts)).get_current_head() == _newest_revision(scripts)
+
+
+def test_reopening_a_current_database_skips_alembic(tmp_path: Path) -> None:
+    """Opening a database already at head runs no migration (and imports no alembic)."""
+    import subprocess
+    import sys
+
+    Store(tmp_path / "q.db")
+    code = (
+        "import sys; from orchestrator.store import Store; Store(sys.argv[1]);"
+        " print('alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "q.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
