@@ -424,7 +424,14 @@ class Engine:
     def _pick(self) -> tuple[Candidate | None, float]:
         limit = self.settings.status_limit
         rate = limit.count / limit.seconds if limit else math.inf
-        return pick([s.cand for s in self._slots.values()], self.durations, self.clock(), rate)
+        now = self.clock()
+        full_at = self.status_window.spare_full_at()
+        cands = [s.cand for s in self._slots.values()]
+        cand, wake = pick(cands, self.durations, now, rate, eager=full_at <= now)
+        if cand is None and math.isfinite(wake) and full_at > now:
+            # Something is scheduled: look again when budget would start being lost.
+            wake = min(wake, full_at)
+        return cand, wake
 
     async def _poll(self, slot: _Slot, ticket: Ticket) -> None:
         assert self._client is not None

@@ -108,6 +108,16 @@ class SlidingWindow:
             at = max(at, self._answered[excess] + self.limit.seconds)
         return at
 
+    def spare_full_at(self) -> float:
+        """When the pacer's burst allowance will be whole again: from then on, budget
+        left unused is lost. (Never, without a pacer.)"""
+        if self._pacer is None or self.limit is None:
+            return math.inf
+        rate = self.limit.count / self.limit.seconds
+        # has_capacity drains the bucket to now; its level is what is still owed.
+        self._pacer.has_capacity(0)
+        return self._clock() + self._pacer._level / rate
+
     def try_acquire(self) -> Ticket | None:
         """A place in the window if a request may be sent right now, else None."""
         if self.ready_at() > self._clock():

@@ -107,7 +107,12 @@ def hazard(durations: Durations, model: str, age: float) -> float | None:
 
 
 def pick(
-    candidates: Sequence[Candidate], durations: Durations, now: float, rate: float
+    candidates: Sequence[Candidate],
+    durations: Durations,
+    now: float,
+    rate: float,
+    *,
+    eager: bool = False,
 ) -> tuple[Candidate | None, float]:
     """The candidate to poll now, or None and the time worth waking up to look again.
 
@@ -117,7 +122,9 @@ def pick(
     a fixed budget to minimise the sum of h/(2r) gives r ∝ √h. A young prediction that
     cannot have finished yet gets nothing; the budget goes where finishes are due.
     A prediction is due one share-interval after its last poll; until the first is
-    due, the budget is saved (the window lets it be spent in a burst later).
+    due, the budget is saved (the window lets it be spent in a burst later). `eager`
+    says saving more is impossible (the burst allowance is whole): then the
+    prediction due soonest is asked about now rather than the request lost.
     """
     weights: dict[int, float] = {}
     wake = float("inf")
@@ -142,12 +149,23 @@ def pick(
         if not weight:
             continue
         share = rate * weight / total
-        due = (cand.last_polled_at or cand.accepted_at) + (1.0 / share if share > 0 else 0.0)
+        due = since(durations, cand) + (1.0 / share if share > 0 else 0.0)
         if due < best_due:
             best, best_due = cand, due
-    if best is not None and best_due <= now:
+    if best is not None and (best_due <= now or eager):
         return best, now
     return None, min(wake, best_due)
+
+
+def since(durations: Durations, cand: Candidate) -> float:
+    """Since when a prediction has gone unobserved while it could have finished:
+    its last poll, or, if never polled, the earliest age at which any finished."""
+    if cand.last_polled_at is not None:
+        return cand.last_polled_at
+    samples = durations.samples(cand.model)
+    if not samples:
+        return cand.accepted_at
+    return cand.accepted_at + samples[0] * (1 - spread(len(samples)))
 
 
 def earliest_chance(durations: Durations, cand: Candidate, now: float) -> float:

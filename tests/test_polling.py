@@ -130,3 +130,21 @@ def test_pick_wakes_when_the_first_chance_appears() -> None:
     chosen, wake = pick(cands, d, now=1.0, rate=5.0)
     assert chosen is None
     assert wake == pytest.approx(7.5)
+
+
+def test_a_never_polled_prediction_is_due_one_interval_after_it_could_finish() -> None:
+    """The first poll waits one share-interval past the earliest plausible finish."""
+    d = _durations("m", [10.0, 10.0, 10.0])
+    cand = Candidate(key=1, model="m", accepted_at=0.0)
+    chosen, wake = pick([cand], d, now=7.6, rate=5.0)
+    assert chosen is None and wake == pytest.approx(7.7)
+    chosen, _ = pick([cand], d, now=7.7, rate=5.0)
+    assert chosen is cand
+
+
+def test_eager_spends_budget_that_would_be_lost() -> None:
+    """When saving is impossible, the prediction due soonest is asked about now."""
+    d = _durations("m", [10.0, 10.0, 10.0])
+    cand = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=9.0)
+    assert pick([cand], d, now=9.05, rate=5.0)[0] is None
+    assert pick([cand], d, now=9.05, rate=5.0, eager=True)[0] is cand
