@@ -114,7 +114,8 @@ class SlidingWindow:
         if self._pacer is None or self.limit is None:
             return math.inf
         rate = self.limit.count / self.limit.seconds
-        # has_capacity drains the bucket to now; its level is what is still owed.
+        # has_capacity drains the bucket to now; its level is what is still owed
+        # (aiolimiter keeps it in `_level`; a test pins this down).
         self._pacer.has_capacity(0)
         return self._clock() + self._pacer._level / rate
 

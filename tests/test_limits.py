@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import anyio
 import pytest
@@ -149,3 +150,20 @@ def test_repr_shows_state() -> None:
     window = SlidingWindow(RateLimit(2, 1.0), clock=FakeClock())
     window.try_acquire()
     assert "2/1" in repr(window) and "outstanding=1" in repr(window)
+
+
+def test_spare_full_at_tells_when_unused_budget_starts_being_lost() -> None:
+    """After a burst, the pacer's allowance is whole again after burst/rate seconds."""
+
+    async def main() -> tuple[float, float, float]:
+        window = SlidingWindow(RateLimit(50, 10.0), pace_burst=5)
+        before = window.spare_full_at() - time.monotonic()
+        for _ in range(5):
+            (await window.acquire()).done()
+        after = window.spare_full_at() - time.monotonic()
+        return before, after, SlidingWindow(None).spare_full_at()
+
+    before, after, unlimited = anyio.run(main)
+    assert before <= 0.0
+    assert after == pytest.approx(1.0, abs=0.05)  # 5 requests at 5 per second
+    assert unlimited == float("inf")
