@@ -286,6 +286,15 @@ class Engine:
                 wait = self._server_full_until - now if now < self._server_full_until else None
                 await self._wait_change(wait)
                 continue
+            if not self.store.has_ready(self.batches):
+                # Checked before waiting for the run window: at the end of a batch the
+                # window may be full for a minute, with nothing left to send.
+                waiting, due = self.store.queue_state(self.batches)
+                if waiting == 0 and not self._slots and not self._sending:
+                    return  # nothing queued, and nothing in flight that could come back
+                delay = None if due is None else max(0.0, due - time.time())
+                await self._wait_change(delay)
+                continue
             ticket = await self.run_window.acquire()
             if self._stopped():
                 ticket.cancel()
@@ -293,13 +302,8 @@ class Engine:
             claimed = self.store.claim_next(
                 self.batches, log_request=self.settings.run_limit is not None
             )
-            if claimed is None:
+            if claimed is None:  # taken meanwhile (a retry's backoff moved, say)
                 ticket.cancel()
-                waiting, due = self.store.queue_state(self.batches)
-                if waiting == 0 and not self._slots and not self._sending:
-                    return  # nothing queued, and nothing in flight that could come back
-                delay = None if due is None else max(0.0, due - time.time())
-                await self._wait_change(delay)
                 continue
             self._counters.move(JobState.QUEUED, JobState.RUNNING)
             self._sending += 1

@@ -495,6 +495,17 @@ class Store:
                 request_pk=request_pk,
             )
 
+    def has_ready(self, batches: Sequence[str] | None) -> bool:
+        """Whether a queued job could be sent now (one index probe)."""
+        where, params = _batch_filter(batches)
+        with self._tx() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT 1 FROM jobs WHERE state = 'queued'"
+                f" AND (not_before IS NULL OR not_before <= ?){where} LIMIT 1",
+                (time.time(), *params),
+            ).first()
+        return row is not None
+
     def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
         """How many jobs wait in the queue, and when the earliest backed-off one is due."""
         where, params = _batch_filter(batches)
