@@ -148,9 +148,12 @@ class Engine:
         # larger than the requests that can be under way costs CPU for nothing.
         api_limits = httpx.Limits(max_connections=s.concurrency + 4)
         cdn_limits = httpx.Limits(max_connections=s.download_concurrency)
+        tls = httpx.create_ssl_context()  # loading the CA bundle once is enough
         async with (
-            httpx.AsyncClient(timeout=timeout, limits=api_limits) as api_http,
-            httpx.AsyncClient(timeout=timeout, limits=cdn_limits, follow_redirects=True) as cdn,
+            httpx.AsyncClient(timeout=timeout, limits=api_limits, verify=tls) as api_http,
+            httpx.AsyncClient(
+                timeout=timeout, limits=cdn_limits, verify=tls, follow_redirects=True
+            ) as cdn,
         ):
             self._client = FashnClient(api_http, s.base_url, s.api_key)
             self._cdn = cdn
@@ -417,21 +420,22 @@ class Engine:
                 await self._wait_change(None if math.isinf(wake) else wake - self.clock())
                 continue
             ticket = await self.status_window.acquire()
-            # The wait may have been long: choose again with what is known now.
-            cand, _ = self._pick()
+            # The wait may have been long: choose again with what is known now, and
+            # spend the request that was just paid for on the prediction due soonest.
+            cand, _ = self._pick(eager=True)
             if cand is None:
                 ticket.cancel()
                 continue
             cand.busy = True
             self._tg.start_soon(self._poll, self._slots[cand.key], ticket)
 
-    def _pick(self) -> tuple[Candidate | None, float]:
+    def _pick(self, *, eager: bool = False) -> tuple[Candidate | None, float]:
         limit = self.settings.status_limit
         rate = limit.count / limit.seconds if limit else math.inf
         now = self.clock()
         full_at = self.status_window.spare_full_at()
         cands = [s.cand for s in self._slots.values()]
-        cand, wake = pick(cands, self.durations, now, rate, eager=full_at <= now)
+        cand, wake = pick(cands, self.durations, now, rate, eager=eager or full_at <= now)
         if cand is None and math.isfinite(wake) and full_at > now:
             # Something is scheduled: look again when budget would start being lost.
             wake = min(wake, full_at)
