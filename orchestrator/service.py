@@ -12,7 +12,7 @@ import anyio
 
 from .config import Settings
 from .engine import Engine, RunOutcome
-from .manifest import read_manifest
+from .errors import UsageError
 from .models import Progress
 from .outputs import safe_name
 from .store import IngestResult, Store
@@ -24,11 +24,11 @@ def queue_manifest(
     store: Store, path: Path, *, batch: str | None = None, replace_changed: bool = False
 ) -> IngestResult:
     """Validate a manifest and queue its jobs: all of them, or (on any error) none."""
+    from .manifest import read_manifest  # YAML and CSV readers: not needed to run a queue
+
     manifest = read_manifest(path)
     batch_id = batch or manifest.batch_name
     if safe_name(batch_id) != batch_id:
-        from .errors import UsageError
-
         raise UsageError(
             f"batch name {batch_id!r} cannot be a directory name; "
             "pass --batch with letters, digits, '.', '_' or '-'"
