@@ -289,28 +289,38 @@ class Engine:
                 wait = self._server_full_until - now if now < self._server_full_until else None
                 await self._wait_change(wait)
                 continue
-            if not self.store.has_ready(self.batches):
-                # Checked before waiting for the run window: at the end of a batch the
-                # window may be full for a minute, with nothing left to send.
-                waiting, due = self.store.queue_state(self.batches)
-                if waiting == 0 and not self._slots and not self._sending:
-                    return  # nothing queued, and nothing in flight that could come back
-                delay = None if due is None else max(0.0, due - time.time())
-                await self._wait_change(delay)
-                continue
-            ticket = await self.run_window.acquire()
-            if self._stopped():
-                ticket.cancel()
-                return
+            ticket = self.run_window.try_acquire()
+            if ticket is None:
+                # Look for work before waiting for the window: at the end of a batch
+                # the window may stay full for a minute with nothing left to send.
+                if not self.store.has_ready(self.batches):
+                    if await self._wait_for_work():
+                        continue
+                    return
+                ticket = await self.run_window.acquire()
+                if self._stopped():
+                    ticket.cancel()
+                    return
             claimed = self.store.claim_next(
                 self.batches, log_request=self.settings.run_limit is not None
             )
-            if claimed is None:  # taken meanwhile (a retry's backoff moved, say)
+            if claimed is None:
                 ticket.cancel()
-                continue
+                if await self._wait_for_work():
+                    continue
+                return
             self._counters.move(JobState.QUEUED, JobState.RUNNING)
             self._sending += 1
             self._tg.start_soon(self._send, claimed, ticket)
+
+    async def _wait_for_work(self) -> bool:
+        """Nothing is ready to send: wait for a backoff to end or a job to come back.
+        False when nothing is queued and nothing in flight could requeue a job."""
+        waiting, due = self.store.queue_state(self.batches)
+        if waiting == 0 and not self._slots and not self._sending:
+            return False
+        await self._wait_change(None if due is None else max(0.0, due - time.time()))
+        return True
 
     async def _send(self, claimed: ClaimedJob, ticket: Ticket) -> None:
         """One job's `/run`, repeated only when the API proves nothing was created (429)."""
@@ -514,11 +524,11 @@ class Engine:
         self._notify()
 
     def _completed(self, slot: _Slot, urls: list[str]) -> None:
-        self.store.record_completed(slot.flight, urls)
+        outputs = self.store.record_completed(slot.flight, urls)
         self._release(slot)
         if urls:
             self._counters.move(JobState.RUNNING, JobState.DOWNLOADING)
-            self._start_download(slot.flight.job_pk)
+            self._start_download(slot.flight.job_pk, outputs)
         else:
             self._counters.move(JobState.RUNNING, JobState.COMPLETED)
 
@@ -536,14 +546,16 @@ class Engine:
 
     # ------------------------------------------------------------------ downloads
 
-    def _start_download(self, job_pk: int) -> None:
+    def _start_download(self, job_pk: int, outputs: list[PendingOutput] | None = None) -> None:
         self._downloading += 1
-        self._tg.start_soon(self._download_job, job_pk)
+        self._tg.start_soon(self._download_job, job_pk, outputs)
 
-    async def _download_job(self, job_pk: int) -> None:
+    async def _download_job(self, job_pk: int, outputs: list[PendingOutput] | None) -> None:
         try:
             async with self._download_gate:
-                for output in self.store.pending_outputs(job_pk):
+                for output in (
+                    outputs if outputs is not None else self.store.pending_outputs(job_pk)
+                ):
                     if not await self._download(output):
                         self._counters.move(JobState.DOWNLOADING, JobState.FAILED)
                         return

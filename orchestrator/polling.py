@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 SPREAD = 0.25
 # Below this many observations of a model, borrow from all models together.
 MIN_SAMPLES = 3
+# How many recent observations the planner learns from, per model.
+WINDOW = 200
 
 
 @dataclass
@@ -38,27 +41,91 @@ class Candidate:
         return 0.0 if self.last_polled_at is None else self.last_polled_at - self.accepted_at
 
 
+class Distribution:
+    """A smoothed empirical distribution of durations, evaluated in O(log n).
+
+    Each sample d counts as uniform over [d(1-s), d(1+s)], so the CDF is piecewise
+    linear: it is built once per new observation, then read by bisection (the
+    planner reads it for every prediction in flight, many times a second).
+    """
+
+    __slots__ = ("count", "fs", "slopes", "xs")
+
+    def __init__(self, samples: Sequence[float]):
+        n = len(samples)
+        s = spread(n)
+        # Slope changes: each sample's ramp starts and ends.
+        changes: dict[float, float] = {}
+        for d in samples:
+            width = max(2 * s * d, 1e-9)
+            low, high = d * (1 - s), d * (1 - s) + width
+            changes[low] = changes.get(low, 0.0) + 1.0 / (n * width)
+            changes[high] = changes.get(high, 0.0) - 1.0 / (n * width)
+        self.count = n
+        self.xs = sorted(changes)
+        self.fs: list[float] = []
+        self.slopes: list[float] = []
+        f = slope = 0.0
+        for i, x in enumerate(self.xs):
+            if i:
+                f += slope * (x - self.xs[i - 1])
+            slope += changes[x]
+            self.fs.append(min(1.0, f))
+            self.slopes.append(max(0.0, slope))
+
+    @property
+    def earliest(self) -> float:
+        """The smallest duration with any probability."""
+        return self.xs[0]
+
+    def _segment(self, age: float) -> int:
+        return bisect.bisect_right(self.xs, age) - 1
+
+    def cdf(self, age: float) -> float:
+        i = self._segment(age)
+        if i < 0:
+            return 0.0
+        if i >= len(self.xs) - 1:
+            return 1.0
+        return min(1.0, self.fs[i] + self.slopes[i] * (age - self.xs[i]))
+
+    def density(self, age: float) -> float:
+        i = self._segment(age)
+        return self.slopes[i] if 0 <= i < len(self.xs) - 1 else 0.0
+
+
 @dataclass
 class Durations:
-    """Observed prediction durations, per model and overall (sorted lists)."""
+    """Recently observed prediction durations, per model and overall.
 
-    by_model: dict[str, list[float]] = field(default_factory=dict)
-    overall: list[float] = field(default_factory=list)
+    Only the last WINDOW observations count: the service's speed drifts over a
+    night, and the planner should follow it.
+    """
+
+    by_model: dict[str, deque[float]] = field(default_factory=dict)
+    overall: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    _cache: dict[str, Distribution | None] = field(default_factory=dict)
 
     def observe(self, model: str, seconds: float) -> None:
-        bisect.insort(self.by_model.setdefault(model, []), seconds)
-        bisect.insort(self.overall, seconds)
+        self.by_model.setdefault(model, deque(maxlen=WINDOW)).append(seconds)
+        self.overall.append(seconds)
+        self._cache.clear()
 
-    def samples(self, model: str) -> Sequence[float]:
+    def samples(self, model: str) -> list[float]:
         own = self.by_model.get(model, ())
-        return own if len(own) >= MIN_SAMPLES else self.overall
+        return sorted(own if len(own) >= MIN_SAMPLES else self.overall)
+
+    def distribution(self, model: str) -> Distribution | None:
+        """The model's distribution, or None when nothing has been observed yet."""
+        if model not in self._cache:
+            samples = self.samples(model)
+            self._cache[model] = Distribution(samples) if samples else None
+        return self._cache[model]
 
     def cdf(self, model: str, age: float) -> float | None:
         """P(duration ≤ age), or None when nothing has been observed yet."""
-        samples = self.samples(model)
-        if not samples:
-            return None
-        return smoothed_cdf(samples, age)
+        dist = self.distribution(model)
+        return None if dist is None else dist.cdf(age)
 
 
 def spread(count: int) -> float:
@@ -68,27 +135,7 @@ def spread(count: int) -> float:
 
 def smoothed_cdf(samples: Sequence[float], age: float) -> float:
     """Empirical CDF where each sample d is uniform over [d(1-s), d(1+s)], s = spread(n)."""
-    s = spread(len(samples))
-    if age <= samples[0] * (1 - s):
-        return 0.0
-    if age >= samples[-1] * (1 + s):
-        return 1.0
-    # Samples far below or above the age contribute 1 or 0 outright.
-    lo = bisect.bisect_right(samples, age / (1 + s))
-    hi = bisect.bisect_left(samples, age / (1 - s))
-    total = float(lo)
-    for d in samples[lo:hi]:
-        low, high = d * (1 - s), d * (1 + s)
-        total += min(1.0, max(0.0, (age - low) / (high - low)))
-    return total / len(samples)
-
-
-def density(samples: Sequence[float], age: float) -> float:
-    """The smoothed density of durations at `age` (derivative of smoothed_cdf)."""
-    s = spread(len(samples))
-    lo = bisect.bisect_right(samples, age / (1 + s))
-    hi = bisect.bisect_left(samples, age / (1 - s))
-    return sum(1.0 / (2 * s * d) for d in samples[lo:hi]) / len(samples)
+    return Distribution(sorted(samples)).cdf(age)
 
 
 def hazard(durations: Durations, model: str, age: float) -> float | None:
@@ -96,14 +143,14 @@ def hazard(durations: Durations, model: str, age: float) -> float | None:
 
     None when nothing has been observed yet.
     """
-    samples = durations.samples(model)
-    if not samples:
+    dist = durations.distribution(model)
+    if dist is None:
         return None
-    survival = 1.0 - smoothed_cdf(samples, age)
+    survival = 1.0 - dist.cdf(age)
     if survival <= 1e-6:
         # Older than anything seen: ask often, as often as the slowest kernel is narrow.
-        return 1.0 / (spread(len(samples)) * samples[-1])
-    return density(samples, age) / survival
+        return 1.0 / max(spread(dist.count) * dist.xs[-1], 1e-9)
+    return dist.density(age) / survival
 
 
 def pick(
@@ -162,19 +209,19 @@ def since(durations: Durations, cand: Candidate) -> float:
     its last poll, or, if never polled, the earliest age at which any finished."""
     if cand.last_polled_at is not None:
         return cand.last_polled_at
-    samples = durations.samples(cand.model)
-    if not samples:
-        return cand.accepted_at
-    return cand.accepted_at + samples[0] * (1 - spread(len(samples)))
+    dist = durations.distribution(cand.model)
+    return cand.accepted_at + (dist.earliest if dist else 0.0)
 
 
 def earliest_chance(durations: Durations, cand: Candidate, now: float) -> float:
     """When the candidate's chance of having finished next starts to grow."""
-    samples = durations.samples(cand.model)
-    age = cand.age(now)
-    s = spread(len(samples))
-    # The first sample whose spread reaches past this age starts the next rise.
-    i = bisect.bisect_right(samples, age / (1 + s))
-    if not samples or i == len(samples):
+    dist = durations.distribution(cand.model)
+    if dist is None:
         return now
-    return cand.accepted_at + max(age, samples[i] * (1 - s))
+    age = cand.age(now)
+    # The first breakpoint past this age where the density is positive.
+    i = bisect.bisect_right(dist.xs, age)
+    for j in range(max(i - 1, 0), len(dist.xs) - 1):
+        if dist.slopes[j] > 0:
+            return cand.accepted_at + max(age, dist.xs[j])
+    return now
