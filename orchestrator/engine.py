@@ -61,7 +61,6 @@ class _Slot:
     flight: Flight
     cand: Candidate
     last_status: str = "starting"
-    started_mono: float = 0.0
 
 
 @dataclass
@@ -217,7 +216,7 @@ class Engine:
 
     def _adopt(self, flight: Flight, accepted_mono: float) -> None:
         cand = Candidate(key=flight.attempt_pk, model=flight.model_name, accepted_at=accepted_mono)
-        self._slots[flight.attempt_pk] = _Slot(flight, cand, started_mono=accepted_mono)
+        self._slots[flight.attempt_pk] = _Slot(flight, cand)
 
     # ------------------------------------------------------------------ coordination
 

@@ -122,20 +122,10 @@ class Durations:
             self._cache[model] = Distribution(samples) if samples else None
         return self._cache[model]
 
-    def cdf(self, model: str, age: float) -> float | None:
-        """P(duration ≤ age), or None when nothing has been observed yet."""
-        dist = self.distribution(model)
-        return None if dist is None else dist.cdf(age)
-
 
 def spread(count: int) -> float:
     """How widely each sample is smeared: less as evidence accumulates (≈ n^-1/3)."""
     return SPREAD * min(1.0, (MIN_SAMPLES / max(count, 1)) ** (1 / 3))
-
-
-def smoothed_cdf(samples: Sequence[float], age: float) -> float:
-    """Empirical CDF where each sample d is uniform over [d(1-s), d(1+s)], s = spread(n)."""
-    return Distribution(sorted(samples)).cdf(age)
 
 
 def hazard(durations: Durations, model: str, age: float) -> float | None:

@@ -772,10 +772,6 @@ class Store:
 
     # ------------------------------------------------------------------ events
 
-    def event(self, batch_id: str | None, kind: str, message: str) -> None:
-        with self._tx() as conn:
-            self._event(conn, batch_id, None, kind, message)
-
     @staticmethod
     def _event(
         conn: Connection, batch_id: str | None, job_pk: int | None, kind: str, message: str

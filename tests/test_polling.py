@@ -8,11 +8,11 @@ import pytest
 
 from orchestrator.polling import (
     Candidate,
+    Distribution,
     Durations,
     earliest_chance,
     hazard,
     pick,
-    smoothed_cdf,
     spread,
 )
 
@@ -31,7 +31,7 @@ from orchestrator.polling import (
 )
 def test_smoothed_cdf(samples: list[float], age: float, expected: float) -> None:
     """Each observed duration counts as uniform over ±25 % of itself."""
-    assert smoothed_cdf(samples, age) == pytest.approx(expected)
+    assert Distribution(samples).cdf(age) == pytest.approx(expected)
 
 
 def _durations(model: str, samples: list[float]) -> Durations:
