@@ -83,9 +83,11 @@ class FashnClient:
     """Typed calls to `/run` and `/status`, over one shared `httpx.AsyncClient`."""
 
     def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str):
+        """`http` must be a client of its own: it is given the API key for every request
+        (and so must never fetch output URLs, which live on other hosts)."""
         self._http = http
         self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"}
+        http.headers["Authorization"] = f"Bearer {api_key}"
 
     async def run(self, model_name: str, inputs: dict[str, Any]) -> Accepted:
         body = {"model_name": model_name, "inputs": inputs}
@@ -110,9 +112,7 @@ class FashnClient:
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._http.request(
-                method, self._base + path, headers=self._headers, **kwargs
-            )
+            response = await self._http.request(method, self._base + path, **kwargs)
         except httpx.TimeoutException as exc:
             raise Transient(f"{method} {path} timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:

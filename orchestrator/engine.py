@@ -145,7 +145,7 @@ class Engine:
         timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
         # Few connections: httpcore scans its whole pool on every request, so a pool
         # larger than the requests that can be under way costs CPU for nothing.
-        api_limits = httpx.Limits(max_connections=s.concurrency + 4)
+        api_limits = httpx.Limits(max_connections=min(s.concurrency + 4, 12))
         cdn_limits = httpx.Limits(max_connections=s.download_concurrency)
         tls = httpx.create_ssl_context()  # loading the CA bundle once is enough
         async with (

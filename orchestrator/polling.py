@@ -105,11 +105,17 @@ class Durations:
     by_model: dict[str, deque[float]] = field(default_factory=dict)
     overall: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     _cache: dict[str, Distribution | None] = field(default_factory=dict)
+    _unseen: int = 0  # observations not yet in the cached distributions
 
     def observe(self, model: str, seconds: float) -> None:
         self.by_model.setdefault(model, deque(maxlen=WINDOW)).append(seconds)
         self.overall.append(seconds)
-        self._cache.clear()
+        self._unseen += 1
+        # Rebuilding costs O(n log n): do it when the news is a twentieth of what is
+        # known (every observation while little is known, every tenth at the window).
+        if self._unseen * 20 >= len(self.overall):
+            self._cache.clear()
+            self._unseen = 0
 
     def samples(self, model: str) -> list[float]:
         own = self.by_model.get(model, ())
