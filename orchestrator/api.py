@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 
 from .models import TERMINAL_STATUSES
@@ -82,11 +83,19 @@ class Status:
 class FashnClient:
     """Typed calls to `/run` and `/status`, over one shared `httpx.AsyncClient`."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str):
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, api_key: str, *, connections: int = 10
+    ):
         """`http` must be a client of its own: it is given the API key for every request
-        (and so must never fetch output URLs, which live on other hosts)."""
+        (and so must never fetch output URLs, which live on other hosts).
+
+        At most `connections` requests are under way at once; more wait here, where
+        waiting is cheap, rather than in httpcore's pool, which rescans its whole queue
+        of waiting requests each time a connection frees up. (Give the pool as many.)
+        """
         self._http = http
         self._base = base_url.rstrip("/")
+        self._gate = anyio.Semaphore(connections)
         http.headers["Authorization"] = f"Bearer {api_key}"
 
     async def run(self, model_name: str, inputs: dict[str, Any]) -> Accepted:
@@ -112,7 +121,8 @@ class FashnClient:
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._http.request(method, self._base + path, **kwargs)
+            async with self._gate:
+                response = await self._http.request(method, self._base + path, **kwargs)
         except httpx.TimeoutException as exc:
             raise Transient(f"{method} {path} timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:

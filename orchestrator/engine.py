@@ -144,8 +144,9 @@ class Engine:
         self._seed_windows()
         timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
         # Few connections: httpcore scans its whole pool on every request, so a pool
-        # larger than the requests that can be under way costs CPU for nothing.
-        api_limits = httpx.Limits(max_connections=min(s.concurrency + 4, 12))
+        # larger than the requests that can usefully be under way costs CPU for nothing.
+        connections = min(s.concurrency + 4, 12)
+        api_limits = httpx.Limits(max_connections=connections)
         cdn_limits = httpx.Limits(max_connections=s.download_concurrency)
         tls = httpx.create_ssl_context()  # loading the CA bundle once is enough
         async with (
@@ -154,7 +155,7 @@ class Engine:
                 timeout=timeout, limits=cdn_limits, verify=tls, follow_redirects=True
             ) as cdn,
         ):
-            self._client = FashnClient(api_http, s.base_url, s.api_key)
+            self._client = FashnClient(api_http, s.base_url, s.api_key, connections=connections)
             self._cdn = cdn
             offset = time.time() - self.clock()
             for flight in recovery.flights:
@@ -206,12 +207,9 @@ class Engine:
             since = wall - window.limit.seconds - self.settings.request_timeout
             rows = self.store.recent_requests(endpoint, since)
             answered = [done - offset for _sent, done in rows if done is not None]
-            # Unanswered: it can have arrived at most until it would have timed out.
-            open_until = [
-                min(sent + self.settings.request_timeout, wall) - offset
-                for sent, done in rows
-                if done is None
-            ]
+            # Unanswered: it may have arrived at any moment until the process that sent
+            # it stopped, which was before now.
+            open_until = [wall - offset for _sent, done in rows if done is None]
             window.seed(answered, open_until)
 
     def _adopt(self, flight: Flight, accepted_mono: float) -> None:

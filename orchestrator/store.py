@@ -749,12 +749,13 @@ class Store:
                 self._finish_request(conn, request_pk, time.time())
 
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
-        """(sent, answered) wall times of the requests an earlier run sent lately."""
+        """(sent, answered) wall times of the requests an earlier run sent lately: those
+        sent or answered since `since`, and those never answered (within the hour)."""
         with self._tx() as conn:
             conn.exec_driver_sql("DELETE FROM requests WHERE sent_at < ?", (since - 3600,))
             rows = conn.exec_driver_sql(
                 "SELECT sent_at, done_at FROM requests WHERE endpoint = ?"
-                " AND (sent_at >= ? OR done_at >= ?) ORDER BY sent_at",
+                " AND (sent_at >= ? OR done_at >= ? OR done_at IS NULL) ORDER BY sent_at",
                 (endpoint, since, since),
             ).all()
         return [(sent, done) for sent, done in rows]
