@@ -197,3 +197,14 @@ def test_reopening_a_current_database_skips_alembic(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+def test_unanswered_requests_are_remembered_for_the_next_run(store: Store) -> None:
+    """A request logged but never answered (the process died) is handed to the next run."""
+    import time as clock
+
+    answered = store.log_request("status")
+    store.finish_request(answered)
+    store.log_request("status")
+    rows = Store(store.path).recent_requests("status", since=clock.time() + 1)
+    assert [done is None for _sent, done in rows] == [True]
