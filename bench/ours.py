@@ -68,19 +68,12 @@ def run_ours(regime: Regime, *, polling: str = "adaptive") -> RegimeRun:
             reasons = dict(store.failure_reasons([BATCH]))
         finally:
             store.close()
-        state = server.state
-        completed = counts.get(JobState.COMPLETED, 0)
-        return RegimeRun(
+        return RegimeRun.observed(
+            server.state,
             client=client,
             regime=regime,
             wall=wall,
-            records=state.predictions(),
-            rejections=state.rejections,
-            arrivals={e: len(state.arrivals(e)) for e in ("run", "status", "cdn")},
-            max_in_window={e: state.max_in_window(e) for e in ("run", "status")},
-            max_in_flight=state.max_in_flight(),
-            completed=completed,
-            failed=regime.jobs - completed,
+            completed=counts.get(JobState.COMPLETED, 0),
             timed_out=timed_out,
             failures=reasons,
         )

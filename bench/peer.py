@@ -119,20 +119,13 @@ def run_peer(regime: Regime) -> tuple[RegimeRun, dict[str, list[float]]]:
             except TimeoutError:
                 timed_out, results = True, []
             wall = time.monotonic() - started
-            state = server.state
             failures = Counter(_reason(r) for r in results if isinstance(r, BaseException))
-            completed = len(results) - sum(failures.values())
-            run = RegimeRun(
+            run = RegimeRun.observed(
+                server.state,
                 client=client,
                 regime=regime,
                 wall=wall,
-                records=state.predictions(),
-                rejections=state.rejections,
-                arrivals={e: len(state.arrivals(e)) for e in ("run", "status", "cdn")},
-                max_in_window={e: state.max_in_window(e) for e in ("run", "status")},
-                max_in_flight=state.max_in_flight(),
-                completed=completed,
-                failed=regime.jobs - completed,
+                completed=len(results) - sum(failures.values()),
                 timed_out=timed_out,
                 failures=dict(failures),
             )

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from orchestrator.models import JobSpec, Location
-from orchestrator.sandbox import PredictionRecord, SandboxConfig
+from orchestrator.sandbox import PredictionRecord, SandboxConfig, SandboxState
 
 from . import stats
 from .oracle import ideal_makespan
@@ -89,6 +89,34 @@ class RegimeRun:
     failed: int  # jobs that ended without their outputs
     timed_out: bool = False
     failures: dict[str, int] = field(default_factory=dict)  # failed jobs by reason
+
+    @classmethod
+    def observed(
+        cls,
+        state: SandboxState,
+        *,
+        client: str,
+        regime: Regime,
+        wall: float,
+        completed: int,
+        timed_out: bool,
+        failures: dict[str, int],
+    ) -> RegimeRun:
+        """A client's run as the sandbox recorded it."""
+        return cls(
+            client=client,
+            regime=regime,
+            wall=wall,
+            records=state.predictions(),
+            rejections=state.rejections,
+            arrivals={e: len(state.arrivals(e)) for e in ("run", "status", "cdn")},
+            max_in_window={e: state.max_in_window(e) for e in ("run", "status")},
+            max_in_flight=state.max_in_flight(),
+            completed=completed,
+            failed=regime.jobs - completed,
+            timed_out=timed_out,
+            failures=failures,
+        )
 
     @property
     def latencies(self) -> list[float]:

@@ -43,6 +43,6 @@ def backoff(tries: int, *, base: float, cap: float, rng: random.Random | None = 
     Full jitter (uniform between half and the whole step) keeps clients that
     failed together from coming back together.
     """
-    step = min(cap, base * (2 ** max(0, tries)))
+    step = min(cap, base * 2.0 ** max(0, tries))
     r = (rng or random).random()
     return step * (0.5 + 0.5 * r)

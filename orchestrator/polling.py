@@ -131,7 +131,7 @@ class Durations:
 
 def spread(count: int) -> float:
     """How widely each sample is smeared: less as evidence accumulates (≈ n^-1/3)."""
-    return SPREAD * min(1.0, (MIN_SAMPLES / max(count, 1)) ** (1 / 3))
+    return SPREAD * min(1.0, float((MIN_SAMPLES / max(count, 1)) ** (1 / 3)))
 
 
 def hazard(durations: Durations, model: str, age: float) -> float | None:
