@@ -24,12 +24,6 @@ class Summary:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    @property
-    def finished(self) -> bool:
-        return not any(
-            self.counts.get(s, 0) for s in (JobState.QUEUED, JobState.RUNNING, JobState.DOWNLOADING)
-        )
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "batches": self.batches,
