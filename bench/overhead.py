@@ -26,12 +26,12 @@ import psutil
 
 from orchestrator.config import Settings
 from orchestrator.engine import Engine
-from orchestrator.models import JobSpec, JobState, Location
+from orchestrator.models import JobState
 from orchestrator.store import Store
 
 from .ours import bounded
 from .procs import SandboxProcess, sandbox_process
-from .regimes import MODEL
+from .regimes import MODEL, job_specs
 from .table import Row, Section
 
 log = logging.getLogger("bench")
@@ -61,18 +61,6 @@ class Throughput:
         return self.completed / self.wall if self.wall > 0 else 0.0
 
 
-def _specs(n: int, tag: str) -> list[JobSpec]:
-    return [
-        JobSpec(
-            f"{tag}-{i:06d}",
-            MODEL,
-            {"image": f"https://cdn.example.com/overhead/{tag}/{i:06d}.jpg"},
-            location=Location("bench", i + 1),
-        )
-        for i in range(n)
-    ]
-
-
 def _cpu(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
@@ -90,7 +78,7 @@ def run_engine(
     """Queue `jobs` fresh jobs and time Engine.run() over them."""
     store = Store(tmp / f"{tag}.db")
     try:
-        store.ingest(BATCH, "bench", _specs(jobs, tag), [])
+        store.ingest(BATCH, "bench", job_specs(jobs, tag), [])
         settings = Settings(
             base_url=sandbox.base_url,
             api_key="sandbox",

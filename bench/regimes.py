@@ -52,15 +52,7 @@ class Regime:
         )
 
     def job_specs(self) -> list[JobSpec]:
-        return [
-            JobSpec(
-                f"{self.name}-{i:04d}",
-                MODEL,
-                {"image": f"https://cdn.example.com/bench/{self.name}/{i:04d}.jpg"},
-                location=Location("bench", i + 1),
-            )
-            for i in range(self.jobs)
-        ]
+        return job_specs(self.jobs, self.name)
 
 
 # Long: 20-60 s predictions, six slots: the concurrency cap binds (~9 runs a minute).
@@ -167,6 +159,19 @@ def regime(name: str, *, quick: bool) -> Regime:
     return found.quick() if quick else found
 
 
+def job_specs(n: int, tag: str) -> list[JobSpec]:
+    """`n` distinct background-remove jobs; the same tag and n give the same jobs."""
+    return [
+        JobSpec(
+            f"{tag}-{i:04d}",
+            MODEL,
+            {"image": f"https://cdn.example.com/bench/{tag}/{i:04d}.jpg"},
+            location=Location("bench", i + 1),
+        )
+        for i in range(n)
+    ]
+
+
 __all__ = [
     "CONCURRENCY",
     "MODEL",
@@ -175,5 +180,6 @@ __all__ = [
     "SEED",
     "Regime",
     "RegimeRun",
+    "job_specs",
     "regime",
 ]

@@ -534,11 +534,7 @@ class Store:
                 (prediction_id, credits, now, claimed.attempt_pk),
             )
             if credits:
-                conn.exec_driver_sql(
-                    "INSERT INTO ledger (job_pk, attempt_pk, prediction_id, credits, kind, at)"
-                    " VALUES (?, ?, ?, ?, 'charge', ?)",
-                    (claimed.job_pk, claimed.attempt_pk, prediction_id, credits, now),
-                )
+                _ledger(conn, claimed.job_pk, claimed.attempt_pk, prediction_id, credits, now)
                 conn.exec_driver_sql(
                     "UPDATE jobs SET credits = credits + ? WHERE pk = ?", (credits, claimed.job_pk)
                 )
@@ -663,10 +659,8 @@ class Store:
                 (name, message, now, flight.attempt_pk),
             )
             if refunded:
-                conn.exec_driver_sql(
-                    "INSERT INTO ledger (job_pk, attempt_pk, prediction_id, credits, kind, at)"
-                    " VALUES (?, ?, ?, ?, 'refund', ?)",
-                    (flight.job_pk, flight.attempt_pk, flight.prediction_id, -refunded, now),
+                _ledger(
+                    conn, flight.job_pk, flight.attempt_pk, flight.prediction_id, -refunded, now
                 )
             error = f"{name}: {message}" if message else name
             conn.exec_driver_sql(
@@ -896,6 +890,17 @@ def _batch_filter(batches: Sequence[str] | None, column: str = "batch_id") -> tu
     if batches is None:
         return "", []
     return f" AND {column} IN ({', '.join('?' * len(batches))})", list(batches)
+
+
+def _ledger(
+    conn: Connection, job_pk: int, attempt_pk: int, prediction_id: str, credits: int, now: float
+) -> None:
+    """One credit movement: a charge (positive) or a refund (negative)."""
+    conn.exec_driver_sql(
+        "INSERT INTO ledger (job_pk, attempt_pk, prediction_id, credits, kind, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (job_pk, attempt_pk, prediction_id, credits, "charge" if credits > 0 else "refund", now),
+    )
 
 
 def _insert(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
