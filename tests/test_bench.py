@@ -11,6 +11,7 @@ import pytest
 
 from bench import stats
 from bench.oracle import ideal_makespan, ideal_starts
+from bench.polling_bound import best_schedule, least_delay, sparsest_price
 from bench.table import FAIL, INFO, PASS, Row, render_markdown, render_text
 
 
@@ -153,3 +154,38 @@ def test_tables_have_fixed_columns() -> None:
     markdown = render_markdown(rows).splitlines()
     assert len(markdown) == 2 + len(rows)
     assert "x\\|y" in markdown[-1]
+
+
+def test_polling_bound_at_one_request_is_one_poll_at_the_end() -> None:
+    """One request per job: the only schedule that sees every finish polls at `high`."""
+    assert least_delay(4.0, 12.0, 1.0) == pytest.approx(4.0)  # (12 - 4) / 2 on average
+    single = best_schedule(4.0, 12.0, sparsest_price(4.0, 12.0))
+    assert single.requests == pytest.approx(1.0)
+
+
+def test_polling_bound_beats_even_spacing_and_falls_with_the_budget() -> None:
+    """m evenly spaced polls on [4, 12] cost (m + 1) / 2 requests and (12 - 4) / (2 m)
+    delay; the best schedule at that cost is strictly better, and more requests help."""
+    for m in (4, 8, 16):
+        even_requests, even_delay = (m + 1) / 2, 8.0 / (2 * m)
+        assert least_delay(4.0, 12.0, even_requests) < even_delay
+    bounds = [least_delay(4.0, 12.0, r) for r in (2.0, 4.0, 7.0, 10.0)]
+    assert bounds == sorted(bounds, reverse=True)
+
+
+def test_polling_bound_matches_exhaustive_search_on_a_small_grid() -> None:
+    """Dynamic programming against every subset of poll ages on a 6-step grid."""
+    from itertools import combinations
+
+    low, high, steps, price = 0.0, 6.0, 6, 0.7
+    best = math.inf
+    for k in range(steps):
+        for inner in combinations(range(1, steps), k):
+            polls = [*inner, steps]  # the last poll, at `high`, sees every finish
+            cost, previous = 0.0, 0
+            for p in polls:
+                cost += price * (steps - previous) / steps + (p - previous) ** 2 / (2 * steps)
+                previous = p
+            best = min(best, cost)
+    found = best_schedule(low, high, price, steps)
+    assert found.delay + price * found.requests == pytest.approx(best)
