@@ -404,18 +404,8 @@ class Engine:
         return self._stopping is not None or self._abort_error is not None
 
     def _accepted(self, claimed: ClaimedJob, prediction_id: str, credits: int, req: int) -> None:
-        self.store.record_accepted(claimed, prediction_id, credits, req)
+        flight = self.store.record_accepted(claimed, prediction_id, credits, req)
         self._counters.credits += credits
-        flight = Flight(
-            job_pk=claimed.job_pk,
-            batch_id=claimed.batch_id,
-            job_id=claimed.job_id,
-            model_name=claimed.model_name,
-            attempt_pk=claimed.attempt_pk,
-            prediction_id=prediction_id,
-            accepted_at=time.time(),
-            failures=claimed.failures,
-        )
         self._adopt(flight, self.clock())
 
     # ------------------------------------------------------------------ polling

@@ -525,7 +525,8 @@ class Store:
 
     def record_accepted(
         self, claimed: ClaimedJob, prediction_id: str, credits: int, request_pk: int
-    ) -> float:
+    ) -> Flight:
+        """The API accepted the job's `/run`: its prediction is now in flight."""
         now = time.time()
         with self._tx() as conn:
             conn.exec_driver_sql(
@@ -539,7 +540,16 @@ class Store:
                     "UPDATE jobs SET credits = credits + ? WHERE pk = ?", (credits, claimed.job_pk)
                 )
             self._finish_request(conn, request_pk, now)
-        return now
+        return Flight(
+            job_pk=claimed.job_pk,
+            batch_id=claimed.batch_id,
+            job_id=claimed.job_id,
+            model_name=claimed.model_name,
+            attempt_pk=claimed.attempt_pk,
+            prediction_id=prediction_id,
+            accepted_at=now,
+            failures=claimed.failures,
+        )
 
     def record_rejected(
         self,

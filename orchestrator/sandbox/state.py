@@ -235,11 +235,9 @@ class SandboxState:
     def handle_run(self, authorization: str | None, body: bytes) -> Answer:
         with self._lock:
             now = self._advance()
-            if authorization != self._auth:
-                return self._reject("Unauthorized", _UNAUTHORIZED)
-            limited = self._admit("run", now)
-            if limited:
-                return limited
+            refused = self._refuse(authorization, "run", now)
+            if refused:
+                return refused
             try:
                 data: object = json.loads(body)
             except ValueError:
@@ -279,11 +277,9 @@ class SandboxState:
     def handle_status(self, authorization: str | None, prediction_id: str) -> Answer:
         with self._lock:
             now = self._advance()
-            if authorization != self._auth:
-                return self._reject("Unauthorized", _UNAUTHORIZED)
-            limited = self._admit("status", now)
-            if limited:
-                return limited
+            refused = self._refuse(authorization, "status", now)
+            if refused:
+                return refused
             fault, delay = self._http_fault("status", prediction_id)
             if fault:
                 return fault
@@ -310,11 +306,9 @@ class SandboxState:
     def handle_credits(self, authorization: str | None) -> Answer:
         with self._lock:
             now = self._advance()
-            if authorization != self._auth:
-                return self._reject("Unauthorized", _UNAUTHORIZED)
-            limited = self._admit("credits", now)
-            if limited:
-                return limited
+            refused = self._refuse(authorization, "credits", now)
+            if refused:
+                return refused
             fault, delay = self._http_fault("credits", "-")
             if fault:
                 return fault
@@ -474,6 +468,13 @@ class SandboxState:
                 self._balance += prediction.cost
                 self._charged -= prediction.cost
         return now
+
+    def _refuse(self, authorization: str | None, endpoint: str, now: float) -> Answer | None:
+        """What the API answers before looking at a request: 401 for a wrong key (not
+        counted in any window), else 429 when the endpoint's window is full."""
+        if authorization != self._auth:
+            return self._reject("Unauthorized", _UNAUTHORIZED)
+        return self._admit(endpoint, now)
 
     def _admit(self, endpoint: str, now: float) -> Answer | None:
         """Log the arrival; refuse it if the sliding window already holds `count`."""
