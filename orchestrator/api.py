@@ -2,20 +2,28 @@
 
 Nothing here retries: whether and when to send again is the engine's decision,
 because a resent `/run` can cost credits twice. The API key lives only in the
-headers of one httpx client and is never part of an error message.
+headers of one httpx client and is never part of an error message: every message
+built here is redacted, and httpx's own text about a request it could not send
+(which quotes the headers) is never used.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
 
+from .config import check_api_key
+from .logs import Redactor
 from .models import TERMINAL_STATUSES
 from .policy import KNOWN_ERRORS
+
+log = logging.getLogger("orchestrator.api")
 
 
 class ApiError(Exception):
@@ -93,9 +101,11 @@ class FashnClient:
         waiting is cheap, rather than in httpcore's pool, which rescans its whole queue
         of waiting requests each time a connection frees up. (Give the pool as many.)
         """
+        check_api_key(api_key)  # a control character would end up in httpx's error text
         self._http = http
         self._base = base_url.rstrip("/")
         self._gate = anyio.Semaphore(connections)
+        self._redact = Redactor(api_key)
         http.headers["Authorization"] = f"Bearer {api_key}"
 
     async def run(self, model_name: str, inputs: dict[str, Any]) -> Accepted:
@@ -117,19 +127,41 @@ class FashnClient:
         if isinstance(output, str):
             output = [output]
         name, message = _runtime_error(data.get("error"))
+        message = self._redact(message) if message else message
         return Status(status, [str(o) for o in output], name, message)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; -vv logs each (method, path, status: never a header)."""
+        started = time.monotonic()
         try:
             async with self._gate:
                 response = await self._http.request(method, self._base + path, **kwargs)
         except httpx.TimeoutException as exc:
+            log.debug("%s %s -> %s", method, path, type(exc).__name__)
             raise Transient(f"{method} {path} timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise Transient(f"{method} {path} failed: {type(exc).__name__}: {exc}") from None
+            log.debug("%s %s -> %s", method, path, type(exc).__name__)
+            text = _transport_text(exc, self._redact)
+            raise Transient(f"{method} {path} failed: {text}") from None
+        elapsed = (time.monotonic() - started) * 1000
+        log.debug("%s %s -> %d (%.0f ms)", method, path, response.status_code, elapsed)
         if response.status_code >= 400:
-            raise _api_error(response, path)
+            raise _api_error(response, path, self._redact)
         return response
+
+
+def _transport_text(exc: httpx.TransportError, redact: Redactor) -> str:
+    """What went wrong on the wire, fit for a log line and the database.
+
+    An error about the request we built (LocalProtocolError: "Illegal header value
+    b'Bearer ...'") quotes the request itself, so only its class is kept; the text of
+    others (connection refused, server disconnected) is useful and is kept, redacted.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):
+        return f"{name} (the request could not be sent as built)"
+    text = redact(str(exc))
+    return f"{name}: {text}" if text else name
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
@@ -182,7 +214,7 @@ def retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _api_error(response: httpx.Response, path: str) -> ApiError:
+def _api_error(response: httpx.Response, path: str, redact: Redactor) -> ApiError:
     code = response.status_code
     try:
         data = response.json()
@@ -193,6 +225,7 @@ def _api_error(response: httpx.Response, path: str) -> ApiError:
     name = str(data.get("error") or "")
     message = str(data.get("message") or name or response.reason_phrase)
     text = f"{path}: {code} {name}: {message}" if name else f"{path}: {code} {message}"
+    text = redact(text)  # an API that echoes the key must not put it in our records
     if code == 400:
         return BadRequest(text, status=code, name=name or "BadRequest")
     if code == 401:

@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
 
+from . import exits
 from . import report as reports
-from .config import DEFAULT_BASE_URL, DEFAULT_DB, DEFAULT_OUT, RateLimit, Settings
-from .display import ProgressView, print_summary
-from .errors import OrchestratorError, StopRun, UsageError
+from .config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DB,
+    DEFAULT_OUT,
+    RateLimit,
+    Settings,
+    raw_api_key,
+    read_api_key,
+)
+from .display import ProgressView, make_console, print_summary
+from .errors import StopRun, UsageError
+from .logs import Redactor, setup_logging, verbosity
 from .models import JobState
 from .store import Store
 
@@ -27,39 +35,14 @@ log = logging.getLogger("orchestrator")
 F = TypeVar("F", bound=Callable[..., Any])
 SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
 
-stdout = Console()
-stderr = Console(stderr=True)
-
-
-class _Redact(logging.Filter):
-    """Last line of defence: the API key never reaches a log line."""
-
-    def __init__(self, secret: str):
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret:
-            message = record.getMessage()
-            if self.secret in message:
-                record.msg, record.args = message.replace(self.secret, "***"), ()
-        return True
+# User data (file names, ids, API messages) is printed verbatim: no markup, no emoji.
+stdout = make_console()
+stderr = make_console(stderr=True)
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO
-    if stderr.is_terminal:
-        handler: logging.Handler = RichHandler(console=stderr, show_path=False, markup=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(os.environ.get("FASHN_API_KEY", "")))
-    root = logging.getLogger("orchestrator")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Redact the key as set, stray whitespace and all: that is how httpx would quote it.
+    setup_logging(verbose, console=stderr, secret=raw_api_key())
 
 
 # ---------------------------------------------------------------------- options
@@ -156,10 +139,10 @@ def _run_options(f: F) -> F:
     return f
 
 
-def _settings(opts: dict[str, Any]) -> Settings:
+def _settings(opts: dict[str, Any], api_key: str = "") -> Settings:
     return Settings(
         base_url=os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
-        api_key=os.environ.get("FASHN_API_KEY", ""),
+        api_key=api_key,
         out_dir=opts["out"],
         concurrency=opts["concurrency"],
         run_limit=opts["run_limit"],
@@ -172,44 +155,45 @@ def _settings(opts: dict[str, Any]) -> Settings:
 @contextmanager
 def _target(opts: dict[str, Any]) -> Iterator[Settings]:
     """The settings to run with: the real API (key required) or the sandbox."""
-    settings = _settings(opts)
     if opts["sandbox"]:
         from .service import sandbox_settings
 
+        # The sandbox's own key is used: FASHN_API_KEY is neither read nor checked.
         with sandbox_settings(
-            settings, time_scale=opts["sandbox_scale"], seed=opts["sandbox_seed"]
+            _settings(opts), time_scale=opts["sandbox_scale"], seed=opts["sandbox_seed"]
         ) as sandboxed:
             yield sandboxed
         return
-    if not settings.api_key:
+    api_key = read_api_key()  # stripped, or refused if unprintable: before any request
+    if not api_key:
         raise UsageError(
             "FASHN_API_KEY is not set: export your API key (or use --sandbox to rehearse "
             "against the local sandbox, or --queue-only to queue without running)"
         )
-    yield settings
+    yield _settings(opts, api_key)
 
 
-def _run(store: Store, opts: dict[str, Any], batches: list[str] | None) -> int:
-    with _target(opts) as settings:
-        from .service import run_queue
+def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
+    from .service import run_queue
 
-        view = ProgressView(stderr, interval=settings.progress_interval)
-        try:
-            with view:
-                outcome = run_queue(
-                    store,
-                    settings,
-                    batches,
-                    on_progress=view,
-                    progress_every=view.refresh_every,
-                    handle_signals=True,
-                )
-        except StopRun:
-            print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
-            raise
+    view = ProgressView(stderr, interval=settings.progress_interval)
+    try:
+        with view:
+            outcome = run_queue(
+                store,
+                settings,
+                batches,
+                on_progress=view,
+                progress_every=view.refresh_every,
+                handle_signals=True,
+            )
+    except StopRun:
+        print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+        raise
     print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
-    stderr.print(f"outputs in {settings.out_dir.resolve()}")
-    return 1 if outcome.counts.get(JobState.FAILED, 0) else 0
+    stderr.print(f"outputs in {settings.out_dir.resolve()}", markup=False, highlight=False)
+    every_job_done = set(outcome.counts) <= {JobState.COMPLETED}
+    return 0 if every_job_done else 1
 
 
 # ---------------------------------------------------------------------- commands
@@ -238,31 +222,46 @@ def submit(
     manifest: Path, batch: str | None, queue_only: bool, replace: bool, db: Path, **opts: Any
 ) -> int:
     """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
-    from .service import queue_manifest
+    from .service import check_outputs_writable, open_queue, queue_manifest
 
-    store = Store(db)
-    result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
-    stderr.print(
-        f"batch {result.batch_id}: {result.added} job(s) queued, "
-        f"{result.unchanged} already known, {result.replaced} replaced"
-    )
-    if queue_only:
-        return 0
-    return _run(store, opts, [result.batch_id])
+    # Everything that can refuse the run is checked before the first write.
+    target = nullcontext(None) if queue_only else _target(opts)
+    with target as settings, open_queue(db, create=True) as store:
+        if settings is not None:
+            check_outputs_writable(settings.out_dir)
+        result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
+        stderr.print(
+            f"batch {result.batch_id}: {result.added} job(s) queued, "
+            f"{result.unchanged} already known, {result.replaced} replaced",
+            markup=False,
+            highlight=False,
+        )
+        if settings is None:
+            return 0
+        return _run(store, settings, [result.batch_id])
 
 
 @cli.command()
 @click.argument("batch", required=False)
-@click.option("--retry-failed", is_flag=True, help="Give failed jobs a fresh set of attempts.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Run failed jobs again: downloaded again while their output URLs are valid, else"
+    " predicted again.",
+)
 @_db_option
 @_run_options
 def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
-    store = Store(db)
-    batches = store.resolve_batches(batch) if batch else None
-    if retry_failed:
-        stderr.print(f"{store.requeue_failed(batches)} failed job(s) queued again")
-    return _run(store, opts, batches)
+    from .service import check_outputs_writable, open_queue, requeue_failed
+
+    with _target(opts) as settings, open_queue(db, create=False) as store:
+        batches = store.resolve_batches(batch) if batch else None
+        check_outputs_writable(settings.out_dir)
+        if retry_failed:
+            again = requeue_failed(store, batches, url_ttl=settings.output_url_ttl)
+            stderr.print(f"{again} failed job(s) run again")
+        return _run(store, settings, batches)
 
 
 @cli.command()
@@ -271,7 +270,7 @@ def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
 @_db_option
 def status(batch: str | None, as_json: bool, db: Path) -> int:
     """How many jobs are queued, running, done and failed, and the credits spent."""
-    store = Store(db)
+    store = Store(db, create=False)
     summary = reports.summarize(store, store.resolve_batches(batch))
     if as_json:
         import json
@@ -291,7 +290,7 @@ def status(batch: str | None, as_json: bool, db: Path) -> int:
 @_db_option
 def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
-    store = Store(db)
+    store = Store(db, create=False)
     rows = reports.job_reports(store, store.resolve_batches(batch))
     writer = reports.write_json if fmt == "json" else reports.write_csv
     with open(output, "w", newline="") if output else nullcontext(sys.stdout) as fh:
@@ -382,6 +381,7 @@ def sandbox(
     FASHN_API_KEY=<--api-key>. Inspection: GET /_sandbox/stats.
     """
     from .sandbox import Faults, Limits, SandboxConfig, SandboxServer
+    from .sandbox.server import exposure_warning
 
     try:
         config = SandboxConfig(
@@ -410,28 +410,27 @@ def sandbox(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     server = SandboxServer(config, host=host, port=port)
-    server.run_forever(
-        on_ready=lambda s: stderr.print(
+
+    def ready(s: SandboxServer) -> None:
+        stderr.print(
             f"FASHN sandbox on {s.base_url} (key {api_key!r}, time scale {time_scale:g}); "
             "Ctrl-C stops it"
         )
-    )
+        warning = exposure_warning(host, s.port)
+        if warning:
+            stderr.print(warning, style="bold yellow")
+
+    server.run_forever(on_ready=ready)
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="orchestrator", standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        stderr.print("interrupted: run `orchestrator resume` to continue")
-        code = 3
-    except click.ClickException as exc:
-        exc.show()
-        code = 2
-    except OrchestratorError as exc:
-        stderr.print("error:", style="bold red", end=" ")
-        stderr.print(str(exc), markup=False, highlight=False)
-        code = exc.exit_code
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        # The one error handler: exit codes and messages are decided in exits.handle.
+        redact = Redactor(raw_api_key())
+        code = exits.handle(exc, stderr, redact=redact, verbose=verbosity())
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -11,6 +15,49 @@ from .errors import UsageError
 DEFAULT_BASE_URL = "https://api.fashn.ai/v1"
 DEFAULT_DB = "orchestrator.db"
 DEFAULT_OUT = "outputs"
+API_KEY_ENV = "FASHN_API_KEY"
+
+log = logging.getLogger("orchestrator")
+
+
+def raw_api_key(environ: Mapping[str, str] | None = None) -> str:
+    """FASHN_API_KEY exactly as set: what must be redacted wherever it could surface."""
+    return (os.environ if environ is None else environ).get(API_KEY_ENV, "")
+
+
+def read_api_key(environ: Mapping[str, str] | None = None) -> str:
+    """The API key to send: FASHN_API_KEY without the whitespace around it.
+
+    A CRLF .env file or a pasted newline leaves a stray CR/LF that httpx refuses to
+    send, quoting the whole header in its error; so it is stripped (with a warning), and
+    a key with any other unprintable character is refused before any request.
+    """
+    raw = raw_api_key(environ)
+    key = raw.strip()
+    if key != raw:
+        log.warning(
+            "%s had surrounding whitespace (a CRLF .env file?); it was stripped", API_KEY_ENV
+        )
+    check_api_key(key)
+    return key
+
+
+def check_api_key(key: str) -> None:
+    """Refuse a key that is not printable ASCII, naming where, never showing it."""
+    for position, char in enumerate(key, 1):
+        if not "!" <= char <= "~":
+            raise UsageError(
+                f"{API_KEY_ENV} contains {_kind(char)} (character {position} of {len(key)}); "
+                "an API key is printable ASCII: set it again (its value is not shown)"
+            )
+
+
+def _kind(char: str) -> str:
+    if char.isspace():
+        return "whitespace"
+    if unicodedata.category(char).startswith("C"):
+        return "a control or invisible character"
+    return "a non-ASCII character"
 
 
 @dataclass(frozen=True)
@@ -61,6 +108,9 @@ class Settings:
     backoff_cap: float = 60.0
     # This many consecutive requests without any answer stop the run (resumable).
     max_transport_failures: int = 12
+    # FASHN's output URLs live 72 hours: a failed download is retried without a new
+    # prediction only while its URLs are surely valid.
+    output_url_ttl: float = 72 * 3600.0
     # Tries per output download before the job is marked failed (resume tries again).
     download_tries: int = 5
     download_concurrency: int = 8
@@ -80,6 +130,7 @@ class Settings:
             status_limit=self.status_limit.scaled(factor) if self.status_limit else None,
             request_timeout=max(self.request_timeout * factor, 5.0),
             prediction_timeout=self.prediction_timeout * factor,
+            output_url_ttl=self.output_url_ttl * factor,
             backoff_base=self.backoff_base * factor,
             backoff_cap=self.backoff_cap * factor,
             progress_interval=self.progress_interval * factor,

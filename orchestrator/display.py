@@ -1,4 +1,9 @@
-"""How progress and status look on a terminal, and as plain lines elsewhere."""
+"""How progress and status look on a terminal, and as plain lines elsewhere.
+
+Everything printed may carry user data (file names, ids, batch names, the API's
+messages), so nothing here is ever read as rich markup or emoji codes: the consoles
+have both off, and tables and lines are built as `Text`.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,21 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .models import JobState, Progress
 from .report import Summary
 
 log = logging.getLogger("orchestrator")
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that prints text exactly as given: no markup, no emoji codes, no
+    highlighting; and off a terminal (a pipe, a log file) no hard wrapping at 80
+    columns, so that a message stays one line for grep."""
+    console = Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def _duration(seconds: float | None) -> str:
@@ -40,18 +55,18 @@ def progress_table(p: Progress) -> Table:
     table = Table.grid(padding=(0, 2))
     c = p.counts
     table.add_row(
-        f"[green]done {c.get(JobState.COMPLETED, 0)}[/]/{p.total}",
-        f"[red]failed {c.get(JobState.FAILED, 0)}[/]",
-        f"[cyan]in flight {p.in_flight}[/]",
-        f"queued {c.get(JobState.QUEUED, 0)}",
-        f"saving {c.get(JobState.DOWNLOADING, 0)}",
-        f"credits {p.credits}",
-        f"{p.rate * 60:.1f}/min",
-        f"eta {_duration(p.eta)}",
-        f"elapsed {_duration(p.elapsed)}",
+        Text.assemble((f"done {c.get(JobState.COMPLETED, 0)}", "green"), f"/{p.total}"),
+        Text(f"failed {c.get(JobState.FAILED, 0)}", "red"),
+        Text(f"in flight {p.in_flight}", "cyan"),
+        Text(f"queued {c.get(JobState.QUEUED, 0)}"),
+        Text(f"saving {c.get(JobState.DOWNLOADING, 0)}"),
+        Text(f"credits {p.credits}"),
+        Text(f"{p.rate * 60:.1f}/min"),
+        Text(f"eta {_duration(p.eta)}"),
+        Text(f"elapsed {_duration(p.elapsed)}"),
     )
     if p.stopping:
-        table.add_row(f"[yellow]stopping: {p.stopping}[/]")
+        table.add_row(Text(f"stopping: {p.stopping}", "yellow"))
     return table
 
 
@@ -89,19 +104,22 @@ class ProgressView:
 
 
 def status_table(summary: Summary) -> Table:
-    table = Table(title=f"batch {', '.join(summary.batches) or '(none)'}", show_header=False)
-    for state in JobState:
-        table.add_row(state.value, str(summary.counts.get(state.value, 0)))
-    table.add_row("total", str(summary.total))
-    table.add_row("credits", str(summary.credits))
+    title = Text(f"batch {', '.join(summary.batches) or '(none)'}")
+    table = Table(title=title, show_header=False)
+    rows = [(state.value, summary.counts.get(state.value, 0)) for state in JobState]
+    rows += [("total", summary.total), ("credits", summary.credits)]
+    for name, value in rows:
+        table.add_row(Text(name), Text(str(value)))
     if summary.uncertain:
         table.add_row(
-            "uncertain /run", f"{summary.uncertain} (a prediction may have been charged twice)"
+            Text("uncertain /run"),
+            Text(f"{summary.uncertain} (a prediction may have been charged twice)"),
         )
     return table
 
 
 def print_summary(console: Console, summary: Summary) -> None:
-    console.print(status_table(summary))
+    # A table is laid out to the console's width even where lines are not wrapped.
+    console.print(status_table(summary), soft_wrap=False)
     for error, count in summary.failure_reasons:
-        console.print(f"  [red]{count} failed[/]: {error}")
+        console.print(Text.assemble("  ", (f"{count} failed", "red"), ": ", error))

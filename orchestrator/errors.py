@@ -31,17 +31,44 @@ class Problem:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         if self.field:
             where = f"{where}: {self.field}"
-        return f"{where}: {self.message}"
+        text = f"{where}: {self.message}"
+        # A field named by the manifest may hold half a surrogate pair: print it escaped.
+        return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
+
+
+class ProblemList(list[Problem]):
+    """A manifest's problems as listed (a reader stops listing past a cap), with what
+    the listing leaves out. It is the one object a reader hands to the store, which
+    adds the problems only SQL can find (duplicate ids) and raises ManifestError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unlisted = 0  # found but not listed: only counted
+        # (id, line) of jobs refused for other problems whose id itself was valid, so
+        # that a duplicate id is reported in the same run (bounded like the listing).
+        self.rejected: list[tuple[str, int]] = []
+
+    @property
+    def total(self) -> int:
+        return len(self) + self.unlisted
 
 
 class ManifestError(UsageError):
-    """The manifest is invalid. Carries every problem found, not just the first."""
+    """The manifest is invalid. Carries every problem found (`total`) and lists them,
+    or the first of them when there are very many (`problems`)."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], total: int | None = None):
         self.problems = problems
-        count = len(problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in the manifest; nothing was queued"
-        super().__init__("\n".join([head, *(f"  {p}" for p in problems)]))
+        if total is None:
+            total = problems.total if isinstance(problems, ProblemList) else len(problems)
+        self.total = max(total, len(problems))
+        listed, hidden = len(problems), self.total - len(problems)
+        head = f"{self.total} problem{'s' if self.total != 1 else ''} in the manifest; "
+        head += f"the first {listed} are listed; " if hidden else ""
+        lines = [head + "nothing was queued", *(f"  {p}" for p in problems)]
+        if hidden:
+            lines.append(f"  ... {hidden} more problems not listed; fix the ones above and retry")
+        super().__init__("\n".join(lines))
 
 
 class ChangedJobError(UsageError):
@@ -60,6 +87,11 @@ class AuthError(StopRun):
 
 class OutOfCredits(StopRun):
     """The account has no credits left: in-flight work was finished, the rest waits."""
+
+
+class OutputsUnwritable(StopRun):
+    """The outputs folder is full, read-only or not ours: submission stopped, the
+    predictions in flight were finished, their downloads wait for `resume`."""
 
 
 class Interrupted(StopRun):

@@ -111,13 +111,22 @@ class SlidingWindow:
     def spare_full_at(self) -> float:
         """When the pacer's burst allowance will be whole again: from then on, budget
         left unused is lost. (Never, without a pacer.)"""
-        if self._pacer is None or self.limit is None:
+        pacer = self._pacer
+        if pacer is None or self.limit is None:
             return math.inf
         rate = self.limit.count / self.limit.seconds
-        # has_capacity drains the bucket to now; its level is what is still owed
-        # (aiolimiter keeps it in `_level`; a test pins this down).
-        self._pacer.has_capacity(0)
-        return self._clock() + self._pacer._level / rate
+        # The bucket's level, read through its public has_capacity(): the largest
+        # amount it would still admit is max_rate - level (bisected to 1e-6).
+        room_low, room_high = 0.0, float(pacer.max_rate)
+        if pacer.has_capacity(room_high):
+            return self._clock()
+        while room_high - room_low > 1e-6:
+            mid = (room_low + room_high) / 2
+            if pacer.has_capacity(mid):
+                room_low = mid
+            else:
+                room_high = mid
+        return self._clock() + (pacer.max_rate - room_low) / rate
 
     def try_acquire(self) -> Ticket | None:
         """A place in the window if a request may be sent right now, else None."""

@@ -6,8 +6,10 @@ every problem (file, line, field, what to do) in `Manifest.problems`, so the cal
 can list them all at once and queue nothing.
 
 CSV and JSON Lines are streamed row by row: memory does not grow with the number of
-rows. Duplicate ids are left to the store, which can check a million ids with SQL
-without holding them here.
+rows. Duplicate ids (and ids that differ only in letter case) are left to the store,
+which can check a million ids with SQL without holding them here; the reader only
+keeps the ids of the jobs it refused for other reasons (bounded, in
+`problems.rejected`), so that the store reports their duplicates in the same run.
 
 Decisions worth knowing:
 - A job without an `id` gets the first 16 hex digits of the fingerprint of its model
@@ -22,6 +24,11 @@ Decisions worth knowing:
 - `null` (YAML/JSON) means "not set", so a job can cancel an input from `defaults`.
 - `defaults.inputs` go only into jobs whose model accepts them (all inputs go to
   unknown models), so one defaults block can serve several models.
+- Hostile input is a problem like any other: YAML aliases may not expand a file past
+  a budget relative to what it writes (a "billion laughs" is 500 bytes); local images
+  must be regular files under a size cap, opened without blocking; values may not
+  nest past MAX_NESTING levels; text must be valid Unicode (a JSON or YAML escape can
+  produce half a surrogate pair, which cannot be stored); URLs may not hold spaces.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ import csv
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
+import stat
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -43,7 +52,7 @@ import yaml
 import yaml.constructor
 
 from orchestrator.catalog import GENERIC_IMAGE_INPUTS, MAX_OUTPUTS, MODELS, ModelSpec
-from orchestrator.errors import Problem
+from orchestrator.errors import Problem, ProblemList
 from orchestrator.models import JobSpec, Location
 
 __all__ = ["FORMATS", "Manifest", "read_manifest"]
@@ -59,11 +68,15 @@ FORMATS: Final[Mapping[str, str]] = {
 
 ID_HEX_DIGITS: Final = 16  # 64 bits: P(any collision among 1M ids) ~ 3e-8
 MAX_ID_LENGTH: Final = 128
-# Ids name output folders: no separators, no hidden names, no `.` or `..`.
-_SAFE_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 1}}}")
+# Ids name output folders: no separators, no hidden names, no `.` or `..`, and no
+# trailing '.', which Windows drops (`shoe.` would be `shoe`'s folder). Ids of one
+# batch that differ only in letter case share a folder on case-insensitive file
+# systems: the store checks that, as it needs every id of the batch.
+_SAFE_NAME = re.compile(rf"[A-Za-z0-9_-](?:[A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 2}}}[A-Za-z0-9_-])?")
 _ID_RULE = (
-    f"1-{MAX_ID_LENGTH} letters, digits, '.', '_' or '-', not starting with '.'"
-    " (it names the job's output folder), e.g. 'sku-1042_front'"
+    f"1-{MAX_ID_LENGTH} letters, digits, '.', '_' or '-', not starting or ending with '.'"
+    " (it names the job's output folder, so the ids of a batch must also differ in more"
+    " than letter case), e.g. 'sku-1042_front'"
 )
 _INT64 = 2**63 - 1  # SQLite INTEGER range, where priority ends up
 
@@ -76,6 +89,22 @@ MAX_WARNINGS: Final = 100
 # even when every file is large.
 IMAGE_CACHE_FILES: Final = 64
 IMAGE_CACHE_CHARS: Final = 256 * 1024 * 1024
+
+# A local image larger than this is refused before it is read (it is sent inline, as
+# base64, in every request). The environment variable, read when a Manifest is
+# created, overrides it; the `max_image_bytes` argument overrides both.
+MAX_IMAGE_MB: Final = 25
+IMAGE_LIMIT_ENV: Final = "ORCHESTRATOR_MAX_IMAGE_MB"
+_MIB: Final = 1024 * 1024
+
+# Lists and mappings inside one input value: deeper is never a real input, and a
+# few hundred levels break JSON encoding when the job is stored.
+MAX_NESTING: Final = 32
+# YAML aliases may expand a file to at most this many values per value it writes,
+# plus the floor: merging an anchored job into 100,000 others stays well inside,
+# a "billion laughs" (9 levels of 9 aliases in 500 bytes) does not.
+YAML_EXPANSION_FACTOR: Final = 32
+YAML_EXPANSION_FLOOR: Final = 100_000
 
 JOB_KEYS: Final = ("id", "model_name", "inputs", "priority")
 TOP_KEYS: Final = ("batch", "defaults", "jobs")
@@ -102,13 +131,15 @@ _MISSING: Final[Any] = object()  # "the field is absent", distinct from null
 Checker = Callable[[Any], "str | None"]  # value → what is wrong with it, or None
 
 
-def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+def read_manifest(path: str | os.PathLike[str], *, max_image_bytes: int | None = None) -> Manifest:
     """Open a manifest for reading; its format comes from the file suffix.
 
     YAML is parsed here (so `batch_name` is known at once); CSV and JSON Lines are
     read while `jobs()` is iterated. Problems found so far are in `.problems`.
+    `max_image_bytes` caps local image files (default: MAX_IMAGE_MB, or the
+    ORCHESTRATOR_MAX_IMAGE_MB environment variable).
     """
-    manifest = Manifest(path)
+    manifest = Manifest(path, max_image_bytes=max_image_bytes)
     if manifest.format == "yaml":
         manifest._load_yaml()
     return manifest
@@ -117,22 +148,34 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 class Manifest:
     """A manifest file: its jobs (streamed), its problems and warnings, its batch name."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, max_image_bytes: int | None = None):
         self.path = Path(path)
         self.file = str(path)  # as the user wrote it: that is what they recognise
         self.format: str | None = FORMATS.get(self.path.suffix.lower())
         self.batch_name = self.path.stem
-        self.problems: list[Problem] = []
+        self.problems = ProblemList()
         self.warnings: list[Problem] = []
         # Image paths are relative to the manifest, not to the working directory.
         self._base = os.path.dirname(os.path.abspath(self.path))
         self._plans: dict[str, _Plan] = {name: _Plan.known(spec) for name, spec in MODELS.items()}
         self._generic = _Plan.generic()
         self._load_problems: list[Problem] = []
+        self._load_unlisted = 0
         self._load_warnings: list[Problem] = []
         self._yaml_jobs_list: _YList | None = None
         self._yaml_defaults: _YMap | None = None
+        # CSV is decoded from UTF-8 into flat cells: it can hold neither half a
+        # surrogate pair nor nested values, so its hot loop skips those checks.
+        self._check_values = self.format != "csv"
+        setting_error = None
+        if max_image_bytes is None:
+            max_image_bytes, setting_error = _image_limit_from_environment()
+        elif max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be positive; got {max_image_bytes}")
+        self.max_image_bytes = max_image_bytes
         self._reset()
+        if setting_error is not None:
+            self._problem(None, None, setting_error)
         if self.format is None:
             suffix = self.path.suffix or "(none)"
             self._problem(
@@ -142,14 +185,20 @@ class Manifest:
                 "*.csv, *.jsonl or *.ndjson to match its format",
             )
         self._load_problems = list(self.problems)
+        self._load_unlisted = self.problems.unlisted
 
     def __repr__(self) -> str:
         return (
             f"<Manifest {self.file!r} format={self.format} jobs_seen={self._jobs_seen}"
-            f" problems={self._problem_count} warnings={len(self.warnings)}>"
+            f" problems={self.problem_count} warnings={len(self.warnings)}>"
         )
 
     # -- public -------------------------------------------------------------------
+
+    @property
+    def problem_count(self) -> int:
+        """Every problem found, including those past MAX_PROBLEMS that are not listed."""
+        return self.problems.total
 
     def jobs(self) -> Iterator[JobSpec]:
         """Yield every valid job in file order; record problems of the others.
@@ -158,8 +207,9 @@ class Manifest:
         """
         self._reset()
         self.problems[:] = self._load_problems
+        self.problems.unlisted = self._load_unlisted
+        self.problems.rejected = []
         self.warnings[:] = self._load_warnings
-        self._problem_count = len(self.problems)
         self._seen_problems.update(self.problems)
         if self.format == "yaml":
             yield from self._yaml_jobs()
@@ -169,35 +219,34 @@ class Manifest:
             yield from self._jsonl_jobs()
         if self._jobs_seen == 0 and not self.problems:
             self._problem(None, "jobs", "the manifest has no jobs; add at least one job")
-        hidden = self._problem_count - len(self.problems)
-        if hidden > 0:
-            self.problems.append(
-                Problem(
-                    self.file,
-                    None,
-                    None,
-                    f"{hidden} more problems not listed; fix the ones above and read again",
-                )
-            )
 
     # -- recording ----------------------------------------------------------------
 
     def _reset(self) -> None:
-        self._problem_count = 0
         self._seen_problems: set[Problem] = set()
         self._unknown_models: set[str] = set()
         self._jobs_seen = 0
-        self._images = _Images(self._base)
+        self._images = _Images(self._base, self.max_image_bytes)
 
     def _problem(self, line: int | None, field: str | None, message: str) -> None:
         problem = Problem(self.file, line, field, message)
         # A bad `defaults` entry is found again in every job: list it once.
         if problem in self._seen_problems:
             return
-        self._problem_count += 1
         if len(self.problems) < MAX_PROBLEMS:
             self._seen_problems.add(problem)
             self.problems.append(problem)
+            return
+        # Past the cap only a count is kept. A YAML file's repeats (defaults) must not
+        # inflate it; YAML is held in memory anyway, so remembering them costs little.
+        self.problems.unlisted += 1
+        if self.format == "yaml":
+            self._seen_problems.add(problem)
+
+    def _reject(self, job_id: str, line: int) -> None:
+        """Remember a refused job's valid id for the store's duplicate check."""
+        if len(self.problems.rejected) < MAX_PROBLEMS:
+            self.problems.rejected.append((job_id, line))
 
     def _warning(self, line: int | None, field: str | None, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -213,14 +262,16 @@ class Manifest:
         job_id: Any,
         priority: Any,
         lines: Mapping[str, int] | None = None,
+        valid: bool = True,
     ) -> JobSpec | None:
         """Validate one job's fields; return its spec, or None after recording why not.
 
         `lines` maps a field ("model_name", "inputs.image") to its own line (YAML);
-        without it every problem is reported at the job's line.
+        without it every problem is reported at the job's line. `valid` is False when
+        the caller has already reported a problem with this job (an unknown key).
         """
         self._jobs_seen += 1
-        ok = True
+        ok = valid
         plan = self._generic
         if model_name is _MISSING:
             ok = False
@@ -237,6 +288,11 @@ class Manifest:
                 "model_name",
                 f"model_name must be a model's name as text, e.g. tryon-max; "
                 f"got {_show(model_name)}",
+            )
+        elif self._check_values and not _is_unicode(model_name):
+            ok = False
+            self._problem(
+                _at(lines, "model_name", line), "model_name", f"{_show(model_name)} {_NOT_UNICODE}"
             )
         else:
             known = self._plans.get(model_name)
@@ -273,10 +329,11 @@ class Manifest:
             resolved, tokens, inputs_ok = self._inputs(plan, model_name, inputs, line, lines)
             ok = ok and inputs_ok
 
+        id_ok = True
         if job_id is _MISSING or job_id is None:
             job_id = None
         elif type(job_id) is not str or not _SAFE_NAME.fullmatch(job_id):
-            ok = False
+            ok = id_ok = False
             hint = ' (in YAML, quote it: id: "42")' if isinstance(job_id, int | float) else ""
             self._problem(
                 _at(lines, "id", line),
@@ -297,6 +354,8 @@ class Manifest:
             )
 
         if not ok:
+            if job_id is not None and id_ok:
+                self._reject(job_id, line)
             return None
         if job_id is None:
             # Images that became data URIs are hashed by digest: see the module docstring.
@@ -318,9 +377,17 @@ class Manifest:
         tokens: dict[str, str] | None = None
         images = plan.images
         checkers = plan.checkers
+        check_values = self._check_values
         for key, value in inputs.items():
             if value is None:
                 continue  # null means "not set": a job can cancel a default this way
+            if check_values:
+                wrong = _unstorable_input(key, value)
+                if wrong is not None:
+                    ok = False
+                    field, message = wrong
+                    self._problem(_at(lines, field, line), field, message)
+                    continue
             if key in images:
                 uri, token, error = self._images.resolve(value)
                 if error is not None:
@@ -400,12 +467,17 @@ class Manifest:
         else:
             self._parse_yaml(text)
         self._load_problems = list(self.problems)
+        self._load_unlisted = self.problems.unlisted
         self._load_warnings = list(self.warnings)
 
     def _parse_yaml(self, text: str) -> None:
+        # The C parser is ~10x faster; both give the node marks we need for lines.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
-            # The C parser is ~10x faster; both give the node marks we need for lines.
-            node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            node = yaml.compose(text, Loader=loader)
+        except RecursionError:  # PyYAML's own composer recurses once per level
+            self._problem(_deep_line(text, loader), None, _TOO_DEEP)
+            return
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             what = getattr(exc, "problem", None) or str(exc)
@@ -420,7 +492,11 @@ class Manifest:
         if node is None:
             self._problem(None, None, "the file is empty; add a 'jobs:' list")
             return
-        root = _YamlReader(self._problem).convert(node, "")
+        try:
+            root = _YamlReader(self._problem).convert(node, "")
+        except _Refused as refused:
+            self._problem(refused.line, refused.path or None, refused.message)
+            return
         if not isinstance(root, _YMap):
             self._problem(
                 node.start_mark.line + 1,
@@ -546,8 +622,8 @@ class Manifest:
         if isinstance(item.get("inputs"), _YMap):
             for key, key_line in item["inputs"].key_lines.items():
                 lines[f"inputs.{key}"] = key_line
-        spec = self._job(item.line, model_name, inputs, item.get("id", _MISSING), priority, lines)
-        return spec if keys_ok else None
+        job_id = item.get("id", _MISSING)
+        return self._job(item.line, model_name, inputs, job_id, priority, lines, keys_ok)
 
     # -- CSV ----------------------------------------------------------------------
 
@@ -700,8 +776,8 @@ class Manifest:
                         problem(line, f"inputs.{key}", f"{value!r} {exc}")
                         continue
                 inputs[key] = value
-            spec = job(line, model_name, inputs, job_id, priority)
-            if spec is not None and ok:
+            spec = job(line, model_name, inputs, job_id, priority, None, ok)
+            if spec is not None:
                 yield spec
 
     # -- JSON Lines ---------------------------------------------------------------
@@ -730,6 +806,15 @@ class Manifest:
             return None
         try:
             obj = json.loads(text)
+        except RecursionError:
+            self._jobs_seen += 1
+            self._problem(
+                number,
+                None,
+                "this line is nested too deeply (lists or objects inside each other, past "
+                "what can be read); a job needs only a few levels: flatten it",
+            )
+            return None
         except ValueError as exc:
             where = ""
             if isinstance(exc, json.JSONDecodeError):
@@ -751,14 +836,15 @@ class Manifest:
             )
             return None
         keys_ok = self._unknown_keys(obj, JOB_KEYS, number, "", None, "a job")
-        spec = self._job(
+        return self._job(
             number,
             obj.get("model_name", _MISSING),
             obj.get("inputs", _MISSING),
             obj.get("id", _MISSING),
             obj.get("priority", _MISSING),
+            None,
+            keys_ok,
         )
-        return spec if keys_ok else None
 
 
 # -- per-model validation plans ----------------------------------------------------
@@ -842,6 +928,24 @@ def _choice_checker(allowed: tuple[object, ...]) -> Checker:
         return f"must be one of: {listed}; got {_show(value)}"
 
     return check
+
+
+def _image_limit_from_environment() -> tuple[int, str | None]:
+    """The image size cap in bytes, and what is wrong with the setting if anything."""
+    default = MAX_IMAGE_MB * _MIB
+    text = os.environ.get(IMAGE_LIMIT_ENV, "").strip()
+    if not text:
+        return default, None
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = math.nan
+    if not 0 < megabytes < math.inf:  # also refuses nan
+        return default, (
+            f"{IMAGE_LIMIT_ENV} must be a size in MB such as {MAX_IMAGE_MB} (the largest "
+            f"local image file to send); got {text!r}: fix it or unset it"
+        )
+    return max(1, int(megabytes * _MIB)), None
 
 
 # -- CSV helpers --------------------------------------------------------------------
@@ -954,8 +1058,9 @@ class _LRU:
 class _Images:
     """Turns an image input into what the API takes: URL as is, local file → data URI."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, max_bytes: int):
         self.base = base
+        self.max_bytes = max_bytes
         self._by_text = _LRU(IMAGE_CACHE_FILES, IMAGE_CACHE_CHARS)  # as written
         self._by_path = _LRU(IMAGE_CACHE_FILES, IMAGE_CACHE_CHARS)  # "a.png" = "./a.png"
 
@@ -973,6 +1078,9 @@ class _Images:
                     f"URL {value!r} has no host; give a full URL such as "
                     "https://shop.example/images/shirt.jpg"
                 )
+            # The API would reject or misread these; both tests run at C speed.
+            if " " in value or not value.isprintable():
+                return _bad(_url_not_encoded(value))
             return value, value, None
         cached = self._by_text.get(value)
         if cached is None:
@@ -1007,8 +1115,8 @@ class _Images:
 
     def _read(self, value: str, path: str) -> _Resolved:
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            # O_NONBLOCK: opening a FIFO that has no writer would otherwise wait for ever.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return _bad(
                 f"{value!r} is not an http(s) URL, a data:image URI or an existing file "
@@ -1017,17 +1125,92 @@ class _Images:
         except IsADirectoryError:
             return _bad(f"{path} is a folder; give an image file")
         except OSError as exc:
+            kind = _special_file(path)  # a socket cannot be opened at all
+            if kind is not None:
+                return _bad(f"{path} is {kind}, not an image file; {_IMAGE_KINDS}")
             reason = exc.strerror or exc
             return _bad(f"cannot read image file {path}: {reason}; check its permissions")
+        except ValueError:  # a NUL character, or text the file system cannot encode
+            return _bad(f"{value!r} cannot be a file name; give an image file's path or a URL")
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                return _bad(f"{path} is a folder; give an image file")
+            if not stat.S_ISREG(info.st_mode):
+                kind = _KIND_OF_MODE.get(stat.S_IFMT(info.st_mode), "not a regular file")
+                return _bad(f"{path} is {kind}, not an image file; {_IMAGE_KINDS}")
+            if info.st_size > self.max_bytes:
+                return _bad(_too_large(path, info.st_size, self.max_bytes))
+            data = _read_at_most(fd, self.max_bytes + 1)
+        except OSError as exc:
+            return _bad(f"cannot read image file {path}: {exc.strerror or exc}")
+        finally:
+            os.close(fd)
+        if len(data) > self.max_bytes:  # it grew, or its size was not told (/proc)
+            return _bad(_too_large(path, len(data), self.max_bytes))
         mime = _sniff(data)
         if mime is None:
             if not data:
-                return _bad(f"image file {path} is empty; give a PNG, JPEG, WEBP or GIF file")
+                return _bad(f"image file {path} is empty; {_IMAGE_KINDS}")
             kind = next((k for magic, k in _OTHER_MAGIC if data.startswith(magic)), None)
             found = kind or f"not an image (it starts with {data[:8]!r})"
             return _bad(f"file {path} is {found}; FASHN takes PNG, JPEG, WEBP or GIF: convert it")
         uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         return uri, _token(uri), None
+
+
+_IMAGE_KINDS: Final = "give a PNG, JPEG, WEBP or GIF file"
+_KIND_OF_MODE: Final = {
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _special_file(path: str) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return _KIND_OF_MODE.get(stat.S_IFMT(mode))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    # In bounded chunks: one read(limit) would allocate the whole limit up front.
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 4 * _MIB))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(path: str, size: int, limit: int) -> str:
+    return (
+        f"image file {path} is {_size(size, up=True)}; the limit is {_size(limit)} "
+        f"({IMAGE_LIMIT_ENV}): resize or compress it, or send it as an https:// URL"
+    )
+
+
+def _size(count: int, *, up: bool = False) -> str:
+    if count < _MIB // 10:
+        return f"{count:,} bytes"
+    # Rounded up for a file, so one just over the limit never reads as equal to it.
+    tenths = math.ceil(count * 10 / _MIB) if up else round(count * 10 / _MIB)
+    return f"{tenths / 10:g} MB"
+
+
+def _url_not_encoded(url: str) -> str:
+    char = next(c for c in url if c == " " or not c.isprintable())
+    what = {" ": "a space", "\n": "a line break", "\r": "a line break", "\t": "a tab"}
+    return (
+        f"URL {_show(url)} contains {what.get(char, f'the character {char!r}')}; "
+        "percent-encode it (a space is %20, a line break %0A) or remove it"
+    )
 
 
 def _data_uri(value: str) -> _Resolved:
@@ -1058,6 +1241,9 @@ _FLOAT_TAG: Final = "tag:yaml.org,2002:float"
 _MAP_TAG: Final = "tag:yaml.org,2002:map"
 _SEQ_TAG: Final = "tag:yaml.org,2002:seq"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+_VALUE_TAG: Final = "tag:yaml.org,2002:value"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG: Final = "tag:yaml.org,2002:timestamp"
 
 
 class _YMap(dict[str, Any]):
@@ -1082,44 +1268,127 @@ class _YList(list[Any]):
         self.item_lines: list[int] = []
 
 
+_Pair = tuple[yaml.Node, yaml.Node]
+_PLAIN_SCALARS: Final = (str, int, float, bool, type(None))
+# Past this depth a manifest is refused: the root, `jobs`, a job and its `inputs` sit
+# above an input's own MAX_NESTING levels. It also keeps the recursion below shallow.
+_MAX_YAML_DEPTH: Final = MAX_NESTING + 8
+
+
+class _Refused(Exception):
+    """The YAML document cannot be read safely; one problem says where and why."""
+
+    def __init__(self, line: int | None, path: str, message: str):
+        super().__init__(message)
+        self.line = line
+        self.path = path
+        self.message = message
+
+
 class _YamlReader:
-    """Builds plain values from a composed node tree, keeping each node's line."""
+    """Builds plain values from a composed node tree, keeping each node's line.
+
+    Aliases make the tree a graph: `*a` is the node `&a` itself. Each list and mapping
+    is built once and shared by its aliases, but the values they stand for are counted
+    (`_expanded`, as if written out) against a budget relative to the values the file
+    really writes (`_written`): a few hundred bytes of nested aliases would otherwise
+    expand to gigabytes, here or when the jobs are stored.
+    """
 
     def __init__(self, report: Callable[[int | None, str | None, str], None]):
         self._constructor = yaml.constructor.SafeConstructor()
         self._report = report
         self._open: set[int] = set()  # nodes being built: catches recursive aliases
+        self._built: dict[int, tuple[Any, int]] = {}  # id(node) → (value, values in it)
+        self._merged: dict[int, list[_Pair]] = {}  # id(mapping) → pairs after `<<`
+        self._merging: set[int] = set()  # mappings whose merges are being applied
+        self._written = 0  # values the file writes (an alias counts as one)
+        self._expanded = 0  # values built or stood for by aliases
+        self._limit = YAML_EXPANSION_FLOOR  # for _expanded, as _written grows
+        self._depth = 0
 
-    def convert(self, node: yaml.Node, path: str) -> Any:
+    def convert(self, node: yaml.Node, path: str, at: int | None = None) -> Any:
+        """The value of `node`; `at` is the line that refers to it (where an alias is)."""
         line = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
-            # YAML 1.1 reads a plain 3:4 as the base-60 number 184: an aspect ratio
-            # was meant, never sexagesimal, so keep the text.
-            if node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in node.value:
+            self._charge(1, line, path)
+            if node.tag == _STR_TAG:  # most values: what SafeConstructor returns, directly
                 return node.value
-            return self._construct(node, path, line)
+            return self._scalar(node, path, line)
+        built = self._built.get(id(node))
+        if built is not None:  # an alias of a list or mapping built before
+            self._charge(built[1], at or line, path)
+            return built[0]
         if id(node) in self._open:
             self._report(line, path or None, "a YAML alias refers to itself; remove the loop")
             return None
+        if self._depth >= _MAX_YAML_DEPTH:
+            raise _Refused(line, path, _TOO_DEEP)
+        self._written += 1 + len(node.value) * (2 if isinstance(node, yaml.MappingNode) else 1)
+        self._limit = self._written * YAML_EXPANSION_FACTOR + YAML_EXPANSION_FLOOR
+        before = self._expanded
+        self._charge(1, line, path)
         self._open.add(id(node))
+        self._depth += 1
         try:
-            if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
-                return self._mapping(node, path, line)
-            if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
-                items = _YList(line)
-                # Each list item is a job (or a plain value): fields restart there.
-                for child in node.value:
-                    items.append(self.convert(child, ""))
-                    items.item_lines.append(child.start_mark.line + 1)
-                return items
-            return self._construct(node, path, line)
+            value = self._container(node, path, line)
         finally:
             self._open.discard(id(node))
+            self._depth -= 1
+        self._built[id(node)] = (value, self._expanded - before)
+        return value
+
+    def _container(self, node: yaml.Node, path: str, line: int) -> Any:
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
+            return self._mapping(node, path, line)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
+            items = _YList(line)
+            # Each list item is a job (or a plain value): fields restart there.
+            for child in node.value:
+                try:
+                    items.append(self.convert(child, "", line))
+                except _Refused as refused:
+                    refused.path = refused.path or path  # name the list, not ""
+                    raise
+                items.item_lines.append(child.start_mark.line + 1)
+            return items
+        # !!set, !!omap, !!pairs or an application's tag: not JSON, never a job's.
+        self._report(line, path or None, f"cannot read this value (tag {node.tag}); {_PLAIN}")
+        return None
+
+    def _charge(self, values: int, line: int, path: str) -> None:
+        self._expanded += values
+        if self._expanded > self._limit:
+            raise _Refused(
+                line,
+                path,
+                "YAML aliases expand too far here (to more than "
+                f"{YAML_EXPANSION_FACTOR} times the values the file writes); write the "
+                "values out, or put what jobs share under `defaults:`",
+            )
+
+    def _scalar(self, node: yaml.ScalarNode, path: str, line: int) -> Any:
+        # YAML 1.1 reads a plain 3:4 as the base-60 number 184: an aspect ratio
+        # was meant, never sexagesimal, so keep the text.
+        if node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in node.value:
+            return node.value
+        if node.tag == _VALUE_TAG:  # a plain `=`, which PyYAML reads as text in a key
+            return node.value
+        value = self._construct(node, path, line)
+        if isinstance(value, _PLAIN_SCALARS):
+            return value
+        if node.tag == _TIMESTAMP_TAG:
+            return node.value  # 2025-03-01 names something here; JSON has no dates
+        self._report(line, path or None, f"cannot read this value (tag {node.tag}); {_PLAIN}")
+        return None
 
     def _mapping(self, node: yaml.MappingNode, path: str, line: int) -> _YMap:
         own: dict[str, int] = {}
+        merges = False
         for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+            if key_node.tag == _MERGE_TAG:
+                merges = True
+            elif isinstance(key_node, yaml.ScalarNode):
                 key_line = key_node.start_mark.line + 1
                 if key_node.value in own:
                     self._report(
@@ -1129,18 +1398,60 @@ class _YamlReader:
                         f"{own[key_node.value]}); keep one: YAML silently keeps the last",
                     )
                 own[key_node.value] = key_line
-        try:
-            # Applies `<<: *anchor` merges; the mapping's own keys win.
-            self._constructor.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            self._report(line, path or None, f"cannot merge here: {getattr(exc, 'problem', exc)}")
+        pairs = self._flatten(node, path, line) if merges else node.value
         out = _YMap(line)
-        for key_node, value_node in node.value:
+        for key_node, value_node in pairs:
             key = self.convert(key_node, path)
             key = key if type(key) is str else str(key)
-            out.key_lines[key] = key_node.start_mark.line + 1
-            out[key] = self.convert(value_node, _join(path, key))
+            key_line = key_node.start_mark.line + 1
+            out.key_lines[key] = key_line
+            out[key] = self.convert(value_node, _join(path, key), key_line)
         return out
+
+    def _flatten(self, node: yaml.MappingNode, path: str, line: int) -> list[_Pair]:
+        """The pairs of a mapping with its `<<` merges applied as PyYAML applies them
+        (its own keys win, then the earlier source), but each key once: PyYAML copies
+        every merged pair, so chained merges of merges grow exponentially."""
+        done = self._merged.get(id(node))
+        if done is not None:
+            return done
+        if id(node) in self._merging or self._depth >= _MAX_YAML_DEPTH:
+            raise _Refused(
+                line,
+                path,
+                "YAML merges (<<) here refer back to themselves or nest too deep; "
+                "write the keys out, or put what jobs share under `defaults:`",
+            )
+        self._merging.add(id(node))
+        self._depth += 1
+        try:
+            merged: list[_Pair] = []
+            own: list[_Pair] = []
+            for key_node, value_node in node.value:
+                if key_node.tag != _MERGE_TAG:
+                    own.append((key_node, value_node))
+                    continue
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in reversed(sources):
+                    if not isinstance(source, yaml.MappingNode):
+                        self._report(
+                            key_node.start_mark.line + 1,
+                            path or None,
+                            "cannot merge here: '<<' takes a mapping or a list of mappings "
+                            "(e.g. <<: *defaults)",
+                        )
+                        continue
+                    pairs = self._flatten(source, path, line) if source.value else []
+                    self._charge(len(pairs), line, path)
+                    merged.extend(pairs)
+            pairs = _last_of_each_key(merged + own)
+        finally:
+            self._merging.discard(id(node))
+            self._depth -= 1
+        self._merged[id(node)] = pairs
+        return pairs
 
     def _construct(self, node: yaml.Node, path: str, line: int) -> Any:
         try:
@@ -1149,10 +1460,52 @@ class _YamlReader:
             self._report(
                 line,
                 path or None,
-                f"cannot read this value ({getattr(exc, 'problem', None) or exc}); "
-                "write plain text, numbers, lists or mappings",
+                f"cannot read this value ({getattr(exc, 'problem', None) or exc}); {_PLAIN}",
             )
             return None
+
+
+_PLAIN: Final = "write plain text, numbers, lists or mappings"
+_TOO_DEEP: Final = (
+    f"lists or mappings are nested more than {_MAX_YAML_DEPTH} levels deep here; "
+    "a manifest needs only a few: flatten this value"
+)
+
+
+def _last_of_each_key(pairs: list[_Pair]) -> list[_Pair]:
+    """Keep the last pair of each key (the one a mapping would keep), in order."""
+    seen: set[Any] = set()
+    kept: list[_Pair] = []
+    for pair in reversed(pairs):
+        key_node = pair[0]
+        key = (
+            (key_node.tag, key_node.value)
+            if isinstance(key_node, yaml.ScalarNode)
+            else id(key_node)
+        )
+        if key not in seen:
+            seen.add(key)
+            kept.append(pair)
+    kept.reverse()
+    return kept
+
+
+def _deep_line(text: str, loader: Any) -> int | None:
+    """The line where nesting passes _MAX_YAML_DEPTH: the parser's events, unlike its
+    recursive composer, run in constant stack."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > _MAX_YAML_DEPTH:
+                    mark = event.start_mark
+                    return None if mark is None else mark.line + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return None
 
 
 # -- small helpers ------------------------------------------------------------------
@@ -1167,6 +1520,55 @@ def _short_fingerprint(model_name: str, inputs: Mapping[str, Any]) -> str:
     """`models.fingerprint(model_name, inputs)[:ID_HEX_DIGITS]`, faster."""
     text = _canonical([model_name, inputs])
     return hashlib.sha256(text.encode()).hexdigest()[:ID_HEX_DIGITS]
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_NOT_UNICODE: Final = (
+    "is not valid Unicode text: it holds half of a surrogate pair (an escape such as "
+    "\\ud800), which cannot be stored or sent; write the character itself"
+)
+
+
+def _is_unicode(text: str) -> bool:
+    """False when `text` holds a lone surrogate (only a JSON or YAML escape makes one)."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def _unstorable_input(key: Any, value: Any) -> tuple[str, str] | None:
+    """(field, message) when an input's name or value cannot be stored or sent as JSON."""
+    if type(key) is str and not _is_unicode(key):
+        return "inputs", f"input name {_show(key)} {_NOT_UNICODE}"
+    if type(value) is str:  # the common case first
+        return None if _is_unicode(value) else (f"inputs.{key}", f"{_show(value)} {_NOT_UNICODE}")
+    if type(value) is float and not math.isfinite(value):
+        return f"inputs.{key}", f"{value} is not a number JSON can carry; write a number"
+    if isinstance(value, dict | list):
+        error = _nested_error(value, MAX_NESTING)
+        if error is not None:
+            return f"inputs.{key}", error
+    return None
+
+
+def _nested_error(value: Any, depth: int) -> str | None:
+    """What makes a list or mapping unstorable: text or a number inside it, or depth."""
+    if type(value) is str:
+        return None if _is_unicode(value) else f"holds {_show(value)}, which {_NOT_UNICODE}"
+    if type(value) is float and not math.isfinite(value):
+        return f"holds {value}, which is not a number JSON can carry; write a number"
+    if not isinstance(value, dict | list):
+        return None
+    if depth == 0:
+        return f"nests lists or mappings more than {MAX_NESTING} levels deep; flatten it"
+    if isinstance(value, dict):
+        for key in value:
+            if type(key) is str and not _is_unicode(key):
+                return f"holds the key {_show(key)}, which {_NOT_UNICODE}"
+        value = value.values()
+    for item in value:
+        error = _nested_error(item, depth - 1)
+        if error is not None:
+            return error
+    return None
 
 
 def _at(lines: Mapping[Any, int] | None, field: Any, default: int) -> int:

@@ -8,23 +8,25 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
-# Extensions by media type; anything else keeps the URL's own extension or `.bin`.
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/jpg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "video/mp4": "mp4",
-}
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# A job id or batch name is used verbatim as one path component: validation allows
+# only these, so distinct ids are distinct folders (the mapping is injective).
+_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+PARTIAL_SUFFIX = ".part"
+
+# New files get the mode the user's umask gives (0644 under 022), not mkstemp's 0600.
+# Read once at import, while no other thread can be changing it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 class OutputError(Exception):
@@ -33,6 +35,21 @@ class OutputError(Exception):
     def __init__(self, message: str, *, retryable: bool = True):
         super().__init__(message)
         self.retryable = retryable
+
+
+class OutputDirError(OutputError):
+    """The outputs folder cannot be written (full, read-only, no permission): no
+    download can succeed until the user acts, so the run stops submitting."""
+
+    def __init__(self, path: Path, exc: OSError):
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(f"cannot write {path}: {reason}", retryable=False)
+        self.path = path
+
+
+# How blocking file work is run: in a worker thread (anyio.to_thread.run_sync), or
+# inline where nothing else may run meanwhile (the virtual-time tests).
+BlockingRunner = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -44,14 +61,48 @@ class SavedOutput:
     url: str
 
 
-def safe_name(name: str) -> str:
-    """A name usable as one path component: no separators, no `..`, not hidden."""
-    cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
-    return cleaned[:128]
+def is_folder_name(name: str) -> bool:
+    """Whether `name` (a batch name, a job id) can be used verbatim as an output folder."""
+    return _COMPONENT.fullmatch(name) is not None and not name.endswith(".")
 
 
 def output_path(root: Path, batch_id: str, job_id: str, index: int, ext: str) -> Path:
-    return root / safe_name(batch_id) / safe_name(job_id) / f"{index}.{ext}"
+    """OUT/<batch>/<job id>/<index>.<ext>, with batch and id verbatim (never rewritten,
+    so that two ids can never share a folder)."""
+    for name in (batch_id, job_id):
+        if not _COMPONENT.fullmatch(name):  # ids queued before trailing dots were refused
+            raise OutputError(f"{name!r} cannot name an output folder", retryable=False)
+    return root / batch_id / job_id / f"{index}.{ext}"
+
+
+def job_folder(root: Path, batch_id: str, job_id: str) -> Path:
+    return output_path(root, batch_id, job_id, 0, "x").parent
+
+
+def remove_partials(folder: Path) -> int:
+    """Delete temporary files that a killed process left in a job's folder."""
+    removed = 0
+    if folder.is_dir():
+        for stale in folder.glob(f".*{PARTIAL_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def check_writable(root: Path) -> None:
+    """Create `root` and write, sync and delete a probe file in it: a folder that is
+    read-only or already full is found before any prediction is paid for."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".probe-", suffix=PARTIAL_SUFFIX)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputDirError(root, exc) from None
 
 
 def decode_data_uri(uri: str) -> tuple[bytes, str]:
@@ -66,54 +117,79 @@ def decode_data_uri(uri: str) -> tuple[bytes, str]:
         raise OutputError("output data URI does not decode as base64", retryable=False) from None
 
 
-def extension(mime: str | None, url: str) -> str:
-    if mime:
-        ext = _EXTENSIONS.get(mime.split(";")[0].strip().lower())
-        if ext:
-            return ext
-    suffix = Path(urlsplit(url).path).suffix.lstrip(".").lower()
-    return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
+def extension(data: bytes) -> str:
+    """The file extension for an output, from its bytes alone: what a server says
+    (Content-Type, the URL) never names a file here. Unknown content is `.bin`."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    return "bin"
 
 
-async def fetch(http: httpx.AsyncClient, url: str) -> tuple[bytes, str | None]:
-    """Bytes and media type of an output: downloaded (http, https) or decoded (data:)."""
+async def fetch(http: httpx.AsyncClient, url: str) -> bytes:
+    """The bytes of an output: downloaded (http, https) or decoded (data:)."""
     if url.startswith("data:"):
-        return decode_data_uri(url)
+        return decode_data_uri(url)[0]
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise OutputError(f"refusing output URL with scheme {scheme!r}", retryable=False)
     try:
         response = await http.get(url)
-    except httpx.TransportError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # Any failure of the request itself (not only transport errors: a body that
+        # does not decode, a redirect loop) is one more failed try of this output.
         raise OutputError(f"download failed: {type(exc).__name__}") from None
     if response.status_code in (403, 404, 410):
         raise OutputError(f"output URL answered {response.status_code} (expired?)")
     if response.status_code >= 400:
         raise OutputError(f"output URL answered {response.status_code}")
-    return response.content, response.headers.get("content-type")
+    return response.content
 
 
 def write_atomically(path: Path, data: bytes) -> SavedOutput:
-    """Write to a temporary file beside `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    """Write to a temporary file beside `path`, fsync, then rename over it.
+
+    A file system error (full, read-only, no permission) is an `OutputDirError`.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    except OSError as exc:
+        raise OutputDirError(path.parent, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputDirError(path, exc) from None
         raise
     return SavedOutput(path, hashlib.sha256(data).hexdigest(), len(data), "")
 
 
 async def save_output(
-    http: httpx.AsyncClient, url: str, root: Path, batch_id: str, job_id: str, index: int
+    http: httpx.AsyncClient,
+    url: str,
+    root: Path,
+    batch_id: str,
+    job_id: str,
+    index: int,
+    *,
+    blocking: BlockingRunner = anyio.to_thread.run_sync,
 ) -> SavedOutput:
-    data, mime = await fetch(http, url)
-    path = output_path(root, batch_id, job_id, index, extension(mime, url))
-    saved = await anyio.to_thread.run_sync(write_atomically, path, data)
+    data = await fetch(http, url)
+    path = output_path(root, batch_id, job_id, index, extension(data))
+    saved = await blocking(write_atomically, path, data)
     kept = url if not url.startswith("data:") else f"{url.partition(',')[0]},…"
     return SavedOutput(saved.path, saved.sha256, saved.size, kept)

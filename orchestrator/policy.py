@@ -1,7 +1,9 @@
-"""Decisions about failures, as pure functions: what may be retried, and when."""
+"""Decisions about failures, as pure functions: which API answer leads to which
+action, what may be retried, and when. Each is tested with a table."""
 
 from __future__ import annotations
 
+import enum
 import random
 
 # Runtime error names, and whether another attempt can help (from the API reference).
@@ -24,6 +26,53 @@ KNOWN_ERRORS = RETRYABLE_ERRORS | PERMANENT_ERRORS
 # Failures the client itself declares; all of them may be retried.
 LOST = "NotFound"  # the API no longer knows the prediction id
 STUCK = "StuckPrediction"  # not terminal within the prediction timeout
+
+
+class RunAction(enum.Enum):
+    """What to do after `POST /run` answered with an error (or not at all)."""
+
+    WAIT_AND_RESEND = "wait and resend"  # 429 rate limit: nothing was created
+    HOLD_SUBMISSIONS = "hold every submission, then resend"  # 429 concurrency
+    FAIL_JOB = "fail the job"  # 400: never resend it unchanged
+    STOP_BAD_KEY = "stop the run: the key is wrong"  # 401
+    STOP_NO_CREDITS = "stop submitting: out of credits"  # 402, 429 OutOfCredits
+    REQUEUE_UNCERTAIN = "queue the job again, the attempt uncertain"  # no usable answer
+
+
+class StatusAction(enum.Enum):
+    """What to do after `GET /status` answered with an error (or not at all)."""
+
+    PAUSE_POLLING = "pause polling as the server asks"  # 429
+    PREDICTION_LOST = "fail the prediction (retryable)"  # 404: the id is unknown
+    STOP_BAD_KEY = "stop the run: the key is wrong"  # 401
+    BACK_OFF = "ask again after a backoff"  # 5xx, timeouts, unreadable answers
+
+
+def on_run_error(status: int | None, name: str | None) -> RunAction:
+    """The action for a `/run` error answer: HTTP status (None: no answer) and the
+    API's error name. The table is in the API reference."""
+    if status == 429 and name == "ConcurrencyLimitExceeded":
+        return RunAction.HOLD_SUBMISSIONS
+    if status == 402 or (status == 429 and name == "OutOfCredits"):
+        return RunAction.STOP_NO_CREDITS
+    if status == 429:
+        return RunAction.WAIT_AND_RESEND
+    if status == 401:
+        return RunAction.STOP_BAD_KEY
+    if status is None or status in (408, 409) or status >= 500:
+        return RunAction.REQUEUE_UNCERTAIN
+    return RunAction.FAIL_JOB  # 400 and any other 4xx: the request itself is wrong
+
+
+def on_status_error(status: int | None) -> StatusAction:
+    """The action for a `/status` error answer (None: no answer)."""
+    if status == 429:
+        return StatusAction.PAUSE_POLLING
+    if status == 404:
+        return StatusAction.PREDICTION_LOST
+    if status == 401:
+        return StatusAction.STOP_BAD_KEY
+    return StatusAction.BACK_OFF
 
 
 def should_retry(error_name: str | None, failures_so_far: int, max_attempts: int) -> bool:

@@ -49,7 +49,7 @@ class Distribution:
     planner reads it for every prediction in flight, many times a second).
     """
 
-    __slots__ = ("count", "fs", "slopes", "xs")
+    __slots__ = ("count", "end", "fs", "slopes", "xs")
 
     def __init__(self, samples: Sequence[float]):
         n = len(samples)
@@ -72,6 +72,9 @@ class Distribution:
             slope += changes[x]
             self.fs.append(min(1.0, f))
             self.slopes.append(max(0.0, slope))
+        # Where the CDF stops rising: past it, rounding may leave it a hair below 1.
+        rising = [i for i, m in enumerate(self.slopes[:-1]) if m > 0]
+        self.end = self.xs[rising[-1] + 1] if rising else self.xs[-1]
 
     @property
     def earliest(self) -> float:
@@ -143,7 +146,7 @@ def hazard(durations: Durations, model: str, age: float) -> float | None:
     if dist is None:
         return None
     survival = 1.0 - dist.cdf(age)
-    if survival <= 1e-6:
+    if survival <= 1e-6 or age >= dist.end:
         # Older than anything seen: ask often, as often as the slowest kernel is narrow.
         return 1.0 / max(spread(dist.count) * dist.xs[-1], 1e-9)
     return dist.density(age) / survival

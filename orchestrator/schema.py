@@ -51,6 +51,9 @@ jobs = Table(
 # The submitter's "next job" query (highest priority first, then manifest order)
 # reads this index in order and stops at the first row.
 Index("ix_jobs_queue", jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
+# The same order within given batches: a claim for one batch is then one probe,
+# however many jobs of other batches wait.
+Index("ix_jobs_batch_queue", jobs.c.batch_id, jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
 
 attempts = Table(
     "attempts",

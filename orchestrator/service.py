@@ -13,8 +13,9 @@ import anyio
 from .config import Settings
 from .engine import Engine, RunOutcome
 from .errors import UsageError
+from .locking import queue_lock
 from .models import Progress
-from .outputs import safe_name
+from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import IngestResult, Store
 
 log = logging.getLogger("orchestrator")
@@ -28,7 +29,7 @@ def queue_manifest(
 
     manifest = read_manifest(path)
     batch_id = batch or manifest.batch_name
-    if safe_name(batch_id) != batch_id:
+    if not is_folder_name(batch_id):
         raise UsageError(
             f"batch name {batch_id!r} cannot be a directory name; "
             "pass --batch with letters, digits, '.', '_' or '-'"
@@ -59,8 +60,40 @@ def run_queue(
         progress_every=progress_every,
         handle_signals=handle_signals,
     )
-    with store.run_lock():
-        return anyio.run(engine.run)
+    return anyio.run(engine.run)
+
+
+@contextmanager
+def open_queue(db: Path, *, create: bool) -> Iterator[Store]:
+    """Hold the queue's lock, then open it: a command refused because another process
+    runs the queue has written nothing. A database created here is deleted again if
+    the block fails on bad input (UsageError), so a rejected manifest leaves no file.
+    """
+    if create:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        Store.check_exists(db)
+    with queue_lock(db):
+        created = not db.exists()
+        store = Store(db, create=create)
+        try:
+            yield store
+        except UsageError:
+            if created:
+                store.discard()
+            raise
+        finally:
+            store.close()
+
+
+def check_outputs_writable(out_dir: Path) -> None:
+    """A read-only, full or blocked outputs folder is refused before anything is paid."""
+    try:
+        check_writable(out_dir)
+    except OutputDirError as exc:
+        raise UsageError(
+            f"{exc}; give --out a folder where files can be written (and space is free)"
+        ) from None
 
 
 @contextmanager
@@ -73,3 +106,11 @@ def sandbox_settings(settings: Settings, *, time_scale: float, seed: int) -> Ite
         log.info("sandbox listening on %s (time scale %g)", server.base_url, time_scale)
         scaled = settings.scaled(time_scale)
         yield replace(scaled, base_url=server.base_url, api_key=config.api_key)
+
+
+def requeue_failed(
+    store: Store, batches: Sequence[str] | None, *, url_ttl: float = Settings.output_url_ttl
+) -> int:
+    """Failed jobs run again: downloaded again while their output URLs are valid,
+    predicted again otherwise. Returns how many."""
+    return store.requeue_failed(batches, url_ttl=url_ttl)

@@ -9,14 +9,12 @@ Durability rules the engine relies on:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 
 from . import schema as t
+from .clock import SYSTEM, Clock
 from .errors import ChangedJobError, ManifestError, OrchestratorError, Problem, UsageError
+from .locking import queue_lock
 from .models import AttemptState, JobSpec, JobState, canonical_json
 
 # Data URIs longer than this are stored once in `blobs` and referenced from jobs,
@@ -35,11 +35,13 @@ _INGEST_CHUNK = 5_000
 
 
 def _migrations_dir() -> Path:
-    """The alembic scripts: beside the package in a checkout, or installed as `migrations`."""
-    beside = Path(__file__).resolve().parent.parent / "migrations"
-    if (beside / "env.py").exists():
-        return beside
-    spec = importlib.util.find_spec("migrations")
+    """The alembic scripts: in a checkout beside the package, installed inside it
+    (as `orchestrator.migrations`)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "migrations", package / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    spec = importlib.util.find_spec("orchestrator.migrations")
     for location in (spec.submodule_search_locations or []) if spec else []:
         if (Path(location) / "env.py").exists():
             return Path(location)
@@ -101,6 +103,7 @@ class Flight:
 class PendingOutput:
     output_pk: int
     job_pk: int
+    attempt_pk: int
     batch_id: str
     job_id: str
     idx: int
@@ -121,8 +124,20 @@ class Recovery:
 class Store:
     """All persistence behind one class; migrates the database when it opens it."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        create: bool = True,
+        clock: Clock = SYSTEM,
+    ):
+        """Open (and migrate) the queue at `path`; with create=False, a missing file
+        is a UsageError and nothing is created."""
         self.path = Path(path)
+        self._clock = clock  # every time the database records is this clock's wall time
+        if not create:
+            self.check_exists(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(f"sqlite:///{self.path}")
         self._conn: Connection | None = None
@@ -186,22 +201,23 @@ class Store:
 
     # ------------------------------------------------------------------ locking
 
-    @contextmanager
-    def run_lock(self) -> Iterator[None]:
+    @staticmethod
+    def check_exists(path: Path) -> None:
+        if not path.is_file():
+            raise UsageError(
+                f"no queue at {path}: check --db (or ORCHESTRATOR_DB), or queue jobs "
+                "there first with `orchestrator submit MANIFEST`"
+            )
+
+    def run_lock(self) -> AbstractContextManager[None]:
         """Only one process may run the queue of a database at a time."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UsageError(
-                    f"another orchestrator process is running on {self.path}; "
-                    "wait for it to finish or stop it first"
-                ) from None
-            yield
-        finally:
-            os.close(fd)
+        return queue_lock(self.path)
+
+    def discard(self) -> None:
+        """Close and delete a database that this process has just created."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ ingest
 
@@ -218,8 +234,12 @@ class Store:
 
         `problems` is the manifest reader's list, filled while `specs` is consumed;
         duplicate ids are found here, with SQL, so memory does not grow with the file.
+        A reader's ProblemList also says how many problems it did not list, and the
+        ids of the jobs it refused, whose duplicates are then reported in this run too.
         """
-        now = time.time()
+        from .errors import ProblemList
+
+        now = self._clock.wall()
         with self._tx() as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
@@ -244,11 +264,17 @@ class Store:
             if chunk:
                 cur.executemany("INSERT INTO staging VALUES (?,?,?,?,?,?)", chunk)
 
-            all_problems = list(problems) + self._duplicate_problems(cur, manifest)
-            if all_problems:
+            report = problems if isinstance(problems, ProblemList) else None
+            if report is not None and report.rejected:
+                # Only ever with problems, so rolled back below: never queued.
+                cur.executemany("INSERT INTO staging (job_id, line) VALUES (?, ?)", report.rejected)
+            clashes, clash_total = self._duplicate_problems(cur, manifest, batch_id)
+            total = (len(problems) if report is None else report.total) + clash_total
+            if total:
                 cur.execute("DELETE FROM staging")
                 conn.rollback()
-                raise ManifestError(sorted(all_problems, key=lambda p: p.line or 0))
+                listed = sorted([*problems, *clashes], key=lambda p: p.line or 0)
+                raise ManifestError(listed, total)
 
             changed = cur.execute(
                 "SELECT s.job_id, s.line, j.state FROM staging s JOIN jobs j"
@@ -324,26 +350,82 @@ class Store:
         return canonical_json(slim)
 
     @staticmethod
-    def _duplicate_problems(cur: Any, manifest: str) -> list[Problem]:
-        rows = cur.execute(
-            "SELECT job_id, group_concat(line) FROM staging GROUP BY job_id"
-            " HAVING count(*) > 1 LIMIT 1000"
-        ).fetchall()
-        problems = []
-        for job_id, lines in rows:
-            numbers = sorted(int(n) for n in str(lines).split(",") if n and n != "None")
-            first, *rest = numbers or [0]
-            for line in rest:
+    def _duplicate_problems(cur: Any, manifest: str, batch_id: str) -> tuple[list[Problem], int]:
+        """Ids in staging that would share an output folder: used twice, or differing
+        only in letter case (one folder on case-insensitive file systems, as macOS's),
+        within the manifest or from a job already queued in the batch. Returns the
+        first 1000 problems of each kind and how many there are in all.
+
+        Ids are ASCII (the manifest's rule), which SQLite's lower() folds. An index on
+        lower(job_id), built once the rows are in, serves both checks; it is dropped
+        again so that the next manifest's inserts do not maintain it.
+        """
+        cap = 1000
+
+        def on(line: int | None) -> str:
+            return "an earlier job" if line is None else f"line {line}"
+
+        problems: list[Problem] = []
+        cur.execute("CREATE INDEX IF NOT EXISTS temp.staging_folded ON staging (lower(job_id))")
+        try:
+            rows = cur.execute(
+                "SELECT job_id, line FROM staging WHERE lower(job_id) IN (SELECT lower(job_id)"
+                " FROM staging GROUP BY lower(job_id) HAVING count(*) > 1 LIMIT ?)"
+                " ORDER BY lower(job_id), line IS NULL, line, rowid",
+                (cap,),
+            )
+            group, first, spellings = "", ("", None), {}
+            for job_id, line in rows:
+                if job_id.lower() != group:  # the group's first use is the reference
+                    group, first, spellings = job_id.lower(), (job_id, line), {job_id: line}
+                    continue
+                if job_id in spellings:
+                    message = (
+                        f"duplicate job id {job_id!r} (first used on {on(spellings[job_id])}); "
+                        "give each job its own id or drop the repeated one"
+                    )
+                else:
+                    spellings[job_id] = line
+                    message = (
+                        f"id {job_id!r} ({on(line)}) and id {first[0]!r} ({on(first[1])}) "
+                        "differ only in case: they would share one output folder on "
+                        "case-insensitive file systems; rename one"
+                    )
+                problems.append(Problem(manifest, line, "id", message))
+                if len(problems) == cap:
+                    break
+            total = len(problems)
+            if total == cap:  # every row past the first of its group is one problem
+                total = cur.execute(
+                    "SELECT count(*) - count(DISTINCT lower(job_id)) FROM staging"
+                ).fetchone()[0]
+
+            # From the batch's jobs (its index) into staging (the folded index).
+            clash = (
+                " FROM jobs j CROSS JOIN staging s ON lower(s.job_id) = lower(j.job_id)"
+                " AND s.job_id != j.job_id WHERE j.batch_id = ?"
+            )
+            queued = cur.execute(
+                f"SELECT s.job_id, s.line, j.job_id{clash} ORDER BY s.line LIMIT ?",
+                (batch_id, cap),
+            ).fetchall()
+            for job_id, line, other in queued:
                 problems.append(
                     Problem(
                         manifest,
                         line,
                         "id",
-                        f"duplicate job id {job_id!r} (first used on line {first}); "
-                        "give each job its own id or drop the repeated one",
+                        f"id {job_id!r} differs only in case from id {other!r}, already queued "
+                        f"in batch {batch_id!r}: they would share one output folder on "
+                        "case-insensitive file systems; rename it",
                     )
                 )
-        return problems
+            total += len(queued)
+            if len(queued) == cap:
+                total += cur.execute(f"SELECT count(*){clash}", (batch_id,)).fetchone()[0] - cap
+        finally:
+            cur.execute("DROP INDEX IF EXISTS temp.staging_folded")
+        return problems, total
 
     def _inflate(self, conn: Connection, raw_inputs: str) -> dict[str, Any]:
         inputs: dict[str, Any] = json.loads(raw_inputs)
@@ -354,9 +436,16 @@ class Store:
                 ).scalar_one()
         return inputs
 
-    def requeue_failed(self, batches: Sequence[str] | None) -> int:
-        """Give failed jobs a fresh set of attempts (`--retry-failed`)."""
+    def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
+        """Give failed jobs another chance (`--retry-failed`); returns how many.
+
+        A job whose prediction completed and whose output URLs are surely still
+        valid (accepted less than `url_ttl` seconds ago) is only downloaded again,
+        never bought again; every other failed job gets a fresh set of attempts.
+        """
+        now = self._clock.wall()
         with self._tx() as conn:
+            downloads = self._redownload_failed(conn, batches, now - url_ttl, now)
             stmt = (
                 t.jobs.update()
                 .where(t.jobs.c.state == JobState.FAILED)
@@ -364,7 +453,7 @@ class Store:
             )
             if batches is not None:
                 stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
-            return conn.execute(stmt).rowcount
+            return len(downloads) + int(conn.execute(stmt).rowcount)
 
     # ------------------------------------------------------------------ resume
 
@@ -378,7 +467,7 @@ class Store:
         sent but has no id may or may not have created a prediction: its job is
         queued again and the attempt is marked uncertain, which the report shows.
         """
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             unsent = conn.execute(
                 t.attempts.delete().where(
@@ -434,26 +523,39 @@ class Store:
                 ).scalars()
             )
             # Jobs whose downloads failed earlier get another chance without a new prediction.
-            retry_dl = select(t.outputs.c.job_pk).where(t.outputs.c.state == "failed")
-            failed_dl = list(
-                conn.execute(
-                    select(t.jobs.c.pk).where(
-                        t.jobs.c.state == JobState.FAILED, t.jobs.c.pk.in_(retry_dl)
-                    )
-                ).scalars()
-            )
-            if failed_dl:
-                conn.execute(
-                    t.outputs.update()
-                    .where(t.outputs.c.job_pk.in_(failed_dl), t.outputs.c.state == "failed")
-                    .values(state="pending", tries=0, error=None)
-                )
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.pk.in_(failed_dl))
-                    .values(state=JobState.DOWNLOADING, error=None, updated_at=now)
-                )
+            failed_dl = self._redownload_failed(conn, None, None, now)
         return Recovery(flights, downloads + failed_dl, len(lost_rows), unsent)
+
+    @staticmethod
+    def _redownload_failed(
+        conn: Connection, batches: Sequence[str] | None, accepted_since: float | None, now: float
+    ) -> list[int]:
+        """Failed jobs whose current attempt completed but whose outputs were not all
+        saved go back to downloading; returns their pks. With `accepted_since`, only
+        predictions accepted since then: older URLs may have expired."""
+        where, params = _batch_filter(batches, "j.batch_id")
+        fresh = " AND a.accepted_at >= ?" if accepted_since is not None else ""
+        pks = [
+            int(pk)
+            for (pk,) in conn.exec_driver_sql(
+                "SELECT DISTINCT j.pk FROM jobs j JOIN outputs o ON o.job_pk = j.pk"
+                " JOIN attempts a ON a.pk = o.attempt_pk"
+                f" WHERE j.state = 'failed' AND o.state = 'failed' AND {_CURRENT_ATTEMPT}"
+                f"{fresh}{where}",
+                (*([accepted_since] if accepted_since is not None else []), *params),
+            ).all()
+        ]
+        for pk in pks:
+            conn.exec_driver_sql(
+                "UPDATE outputs SET state = 'pending', tries = 0, error = NULL"
+                f" WHERE job_pk = ? AND state = 'failed' AND attempt_pk = ({_LATEST_ATTEMPT})",
+                (pk, pk),
+            )
+            conn.exec_driver_sql(
+                "UPDATE jobs SET state = 'downloading', error = NULL, updated_at = ? WHERE pk = ?",
+                (now, pk),
+            )
+        return pks
 
     # ------------------------------------------------------------------ submit
 
@@ -461,7 +563,7 @@ class Store:
         self, batches: Sequence[str] | None, *, log_request: bool = True
     ) -> ClaimedJob | None:
         """Take the next ready job and commit an attempt row for the `/run` about to go."""
-        now = time.time()
+        now = self._clock.wall()
         where, params = _batch_filter(batches)
         with self._tx(durable=True) as conn:
             row = conn.exec_driver_sql(
@@ -502,7 +604,7 @@ class Store:
             row = conn.exec_driver_sql(
                 "SELECT 1 FROM jobs WHERE state = 'queued'"
                 f" AND (not_before IS NULL OR not_before <= ?){where} LIMIT 1",
-                (time.time(), *params),
+                (self._clock.wall(), *params),
             ).first()
         return row is not None
 
@@ -516,9 +618,17 @@ class Store:
             ).one()
         return int(count), due
 
+    def record_refused(self, attempt_pk: int, request_pk: int) -> None:
+        """`/run` answered 429, which proves nothing was created: until the attempt is
+        sent again it counts as never sent, so a crash meanwhile leaves no doubt."""
+        now = self._clock.wall()
+        with self._tx() as conn:
+            conn.exec_driver_sql("UPDATE attempts SET sent_at = NULL WHERE pk = ?", (attempt_pk,))
+            self._finish_request(conn, request_pk, now)
+
     def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
         """The same attempt goes again after a 429 (which proves nothing was created)."""
-        now = time.time()
+        now = self._clock.wall()
         with self._tx(durable=True) as conn:
             conn.exec_driver_sql("UPDATE attempts SET sent_at = ? WHERE pk = ?", (now, attempt_pk))
             return self._log_request(conn, "run", now) if log_request else 0
@@ -527,7 +637,7 @@ class Store:
         self, claimed: ClaimedJob, prediction_id: str, credits: int, request_pk: int
     ) -> Flight:
         """The API accepted the job's `/run`: its prediction is now in flight."""
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             conn.exec_driver_sql(
                 "UPDATE attempts SET state = 'submitted', prediction_id = ?, credits = ?,"
@@ -561,7 +671,7 @@ class Store:
         not_before: float | None = None,
     ) -> None:
         """The API answered `/run` with an error: no prediction exists."""
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             conn.exec_driver_sql(
                 "UPDATE attempts SET state = 'rejected', error_message = ?, finished_at = ?"
@@ -588,7 +698,7 @@ class Store:
         """`/run` got no usable answer: a prediction may exist. Queue the job again."""
         with self._tx() as conn:
             self._mark_lost(conn, claimed.attempt_pk, claimed.job_pk, error, not_before)
-            self._finish_request(conn, request_pk, time.time())
+            self._finish_request(conn, request_pk, self._clock.wall())
 
     def _mark_lost(
         self,
@@ -598,7 +708,7 @@ class Store:
         error: str,
         not_before: float | None = None,
     ) -> None:
-        now = time.time()
+        now = self._clock.wall()
         conn.exec_driver_sql(
             "UPDATE attempts SET state = 'rejected', uncertain = 1, error_name = 'AnswerLost',"
             " error_message = ?, finished_at = ? WHERE pk = ?",
@@ -620,7 +730,7 @@ class Store:
 
     def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
         """Completion and its output URLs in one transaction; the downloads follow."""
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             conn.exec_driver_sql(
                 "UPDATE attempts SET state = 'completed', status = 'completed', finished_at = ?"
@@ -640,7 +750,16 @@ class Store:
                     (flight.job_pk, flight.attempt_pk, idx, url),
                 )
                 pending.append(
-                    PendingOutput(pk, flight.job_pk, flight.batch_id, flight.job_id, idx, url, 0)
+                    PendingOutput(
+                        pk,
+                        flight.job_pk,
+                        flight.attempt_pk,
+                        flight.batch_id,
+                        flight.job_id,
+                        idx,
+                        url,
+                        0,
+                    )
                 )
         return pending
 
@@ -657,7 +776,7 @@ class Store:
         """A prediction failed. Failed predictions are not charged: the charge is refunded.
 
         Returns the credits refunded."""
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             charged = conn.exec_driver_sql(
                 "SELECT credits FROM attempts WHERE pk = ?", (flight.attempt_pk,)
@@ -692,22 +811,26 @@ class Store:
     # ------------------------------------------------------------------ download
 
     def pending_outputs(self, job_pk: int) -> list[PendingOutput]:
+        """The outputs still to save of the job's current (latest) attempt."""
         with self._tx() as conn:
             rows = conn.exec_driver_sql(
-                "SELECT o.pk, o.idx, o.url, o.tries, j.batch_id, j.job_id FROM outputs o"
-                " JOIN jobs j ON j.pk = o.job_pk WHERE o.job_pk = ? AND o.state = 'pending'"
+                "SELECT o.pk, o.attempt_pk, o.idx, o.url, o.tries, j.batch_id, j.job_id"
+                " FROM outputs o JOIN jobs j ON j.pk = o.job_pk"
+                f" WHERE o.job_pk = ? AND o.state = 'pending' AND {_CURRENT_ATTEMPT}"
                 " ORDER BY o.idx",
                 (job_pk,),
             ).all()
         return [
-            PendingOutput(pk, job_pk, b, j, idx, url, tries) for pk, idx, url, tries, b, j in rows
+            PendingOutput(pk, job_pk, attempt_pk, b, j, idx, url, tries)
+            for pk, attempt_pk, idx, url, tries, b, j in rows
         ]
 
     def record_saved(
         self, output: PendingOutput, *, path: str, sha256: str, size: int, url: str
     ) -> bool:
-        """Record a saved output; returns True when it was the job's last one."""
-        now = time.time()
+        """Record a saved output; returns True when it was its attempt's last one
+        (outputs of earlier attempts of the job do not count)."""
+        now = self._clock.wall()
         with self._tx() as conn:
             conn.exec_driver_sql(
                 "UPDATE outputs SET state = 'saved', path = ?, sha256 = ?, size = ?, url = ?,"
@@ -715,8 +838,8 @@ class Store:
                 (path, sha256, size, url, now, output.output_pk),
             )
             left = conn.exec_driver_sql(
-                "SELECT count(*) FROM outputs WHERE job_pk = ? AND state != 'saved'",
-                (output.job_pk,),
+                "SELECT count(*) FROM outputs WHERE attempt_pk = ? AND state != 'saved'",
+                (output.attempt_pk,),
             ).scalar_one()
             if left == 0:
                 conn.exec_driver_sql(
@@ -727,7 +850,7 @@ class Store:
         return bool(left == 0)
 
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
-        now = time.time()
+        now = self._clock.wall()
         with self._tx() as conn:
             conn.exec_driver_sql(
                 "UPDATE outputs SET state = ?, tries = tries + 1, error = ? WHERE pk = ?",
@@ -745,12 +868,12 @@ class Store:
 
     def log_request(self, endpoint: str) -> int:
         with self._tx() as conn:
-            return self._log_request(conn, endpoint, time.time())
+            return self._log_request(conn, endpoint, self._clock.wall())
 
     def finish_request(self, request_pk: int) -> None:
         if request_pk:
             with self._tx() as conn:
-                self._finish_request(conn, request_pk, time.time())
+                self._finish_request(conn, request_pk, self._clock.wall())
 
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         """(sent, answered) wall times of the requests an earlier run sent lately: those
@@ -777,13 +900,12 @@ class Store:
 
     # ------------------------------------------------------------------ events
 
-    @staticmethod
     def _event(
-        conn: Connection, batch_id: str | None, job_pk: int | None, kind: str, message: str
+        self, conn: Connection, batch_id: str | None, job_pk: int | None, kind: str, message: str
     ) -> None:
         conn.exec_driver_sql(
             "INSERT INTO events (at, batch_id, job_pk, kind, message) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), batch_id, job_pk, kind, message),
+            (self._clock.wall(), batch_id, job_pk, kind, message),
         )
 
     # ------------------------------------------------------------------ reading
@@ -810,6 +932,17 @@ class Store:
             if batches is not None:
                 stmt = stmt.where(t.jobs.c.batch_id.in_(batches))
             return {state: int(n) for state, n in conn.execute(stmt).all()}
+
+    def progress(self, batches: Sequence[str] | None) -> tuple[dict[str, int], int]:
+        """Jobs by state and credits spent (net of refunds), in one indexed scan."""
+        where, params = _batch_filter(batches)
+        with self._tx() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT state, count(*), coalesce(sum(credits), 0) FROM jobs"
+                f" WHERE 1 = 1{where} GROUP BY state",
+                tuple(params),
+            ).all()
+        return {state: int(n) for state, n, _ in rows}, sum(int(c) for _, _, c in rows)
 
     def credits_total(self, batches: Sequence[str] | None) -> int:
         with self._tx() as conn:
@@ -868,7 +1001,8 @@ class Store:
             outputs = _Lookahead(
                 scan(
                     "SELECT o.* FROM outputs o JOIN jobs j ON j.pk = o.job_pk"
-                    f" WHERE 1 = 1{where} ORDER BY o.job_pk, o.attempt_pk, o.idx"
+                    " WHERE j.state IN ('downloading', 'completed', 'failed')"
+                    f" AND {_CURRENT_ATTEMPT}{where} ORDER BY o.job_pk, o.idx"
                 )
             )
             for job in jobs:
@@ -893,6 +1027,11 @@ class _Lookahead:
                 taken.append(self._next)
             self._next = next(self._rows, None)
         return taken
+
+
+# Outputs belong to an attempt: only those of the job's latest attempt are its own.
+_LATEST_ATTEMPT = "SELECT max(pk) FROM attempts WHERE job_pk = ?"
+_CURRENT_ATTEMPT = "o.attempt_pk = (SELECT max(pk) FROM attempts WHERE job_pk = o.job_pk)"
 
 
 def _batch_filter(batches: Sequence[str] | None, column: str = "batch_id") -> tuple[str, list[str]]:

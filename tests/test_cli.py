@@ -45,10 +45,11 @@ def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def write_manifest(path: Path, n: int, seconds: str = "") -> Path:
-    lines = ["id,model_name,inputs.image,inputs.prompt"]
+    """`n` background removals; `seconds` fixes each one's lifetime (unscaled)."""
+    lines = ["id,model_name,inputs.image"]
     for i in range(n):
-        prompt = f"sandbox:seconds={seconds}" if seconds else ""
-        lines.append(f"sku-{i},background-remove,https://cdn.example/sku-{i}.png,{prompt}")
+        marker = f"?sandbox:seconds={seconds}" if seconds else ""
+        lines.append(f"sku-{i},background-remove,https://cdn.example/sku-{i}.png{marker}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -202,7 +203,8 @@ def test_failed_jobs_exit_1(api, tmp_path: Path) -> None:  # type: ignore[no-unt
 
 
 def test_bad_manifest_exits_2_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None:
-    """Invalid input: exit 2, each problem with file and line, no database rows."""
+    """Invalid input: exit 2, each problem with file and line, and no file written
+    (no empty database); an existing database keeps its rows unchanged."""
     manifest = tmp_path / "m.csv"
     manifest.write_text(
         "id,model_name,inputs.image\n"
@@ -216,8 +218,13 @@ def test_bad_manifest_exits_2_lists_every_problem_and_writes_nothing(tmp_path: P
     assert done.returncode == 2
     for line in ("m.csv:2", "m.csv:3", "m.csv:5"):
         assert line in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+    good = write_manifest(tmp_path / "good.csv", 2)
+    assert cli("submit", str(good), "--queue-only", "--db", str(db)).returncode == 0
+    assert cli("submit", str(manifest), "--queue-only", "--db", str(db)).returncode == 2
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 2
 
 
 def test_queue_only_then_status(tmp_path: Path) -> None:
@@ -235,7 +242,7 @@ def test_queue_only_then_status(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["status", "nope"], "no batch named 'nope'"),
+        (["status", "nope"], "no queue at"),
         (["submit", "missing.yaml", "--queue-only"], "missing.yaml"),
         (["resume", "--run-limit", "fast"], "--run-limit"),
         (["resume", "--concurrency", "0"], "--concurrency"),
@@ -247,6 +254,16 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
     done = cli(*args, "--db", str(tmp_path / "q.db"), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "report", "resume"])
+def test_a_mistyped_db_creates_nothing(tmp_path: Path, command: str) -> None:
+    """status/report/resume on a queue that does not exist: exit 2, no folder, no file."""
+    db = tmp_path / "typo" / "dir" / "nothere.db"
+    done = cli(command, "--db", str(db), env={"FASHN_API_KEY": "k"})
+    assert done.returncode == 2, done.stderr
+    assert "no queue at" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_key_without_sandbox_is_a_usage_error(tmp_path: Path) -> None:

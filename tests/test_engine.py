@@ -258,3 +258,65 @@ def test_stop_then_resume_finishes_without_paying_twice(
     assert set(server.state.runs_by_fingerprint().values()) == {1}
     assert server.state.max_in_window("run") <= 50
     assert_outputs_match(store, server)
+
+
+def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
+    sandbox, store: Store, tmp_path: Path
+) -> None:
+    """A 429 proves nothing was created: a process that dies while waiting it out
+    leaves no attempt marked uncertain (no double charge can be suspected)."""
+    server = sandbox(latency={"*": (30.0, 40.0)}, limits=Limits(run=(2, 600.0)))
+    store.ingest("b", "m.yaml", jobs(4), [])
+    engine = Engine(store, settings_for(server, tmp_path / "out"), batches=["b"])
+
+    async def killed_while_waiting() -> None:
+        with anyio.move_on_after(5.0) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(engine.run)
+                # Two predictions recorded, the other /run requests refused with 429.
+                while not server.state.rejections or store.credits_total(["b"]) < 2:
+                    await anyio.sleep(0.01)
+                scope.cancel()  # like SIGKILL: nothing more is written
+        assert scope.cancel_called
+
+    anyio.run(killed_while_waiting)
+    assert server.state.rejections.get("RateLimitExceeded", 0) >= 1
+    recovery = Store(store.path).recover()
+    assert recovery.lost == 0
+    assert store.uncertain_count(["b"]) == 0
+    assert len(recovery.flights) == 2
+
+
+def test_progress_of_one_batch_is_not_moved_by_another_batch(
+    sandbox, store: Store, tmp_path: Path
+) -> None:
+    """Resuming batch b while batch a has predictions in flight: b's progress counts
+    only b's jobs, never a negative number, and ends as the store says."""
+    server = sandbox(latency={"*": (5.0, 8.0)})
+    store.ingest("a", "a.yaml", jobs(6, prefix="a"), [])
+    store.ingest("b", "b.yaml", jobs(3, prefix="b"), [])
+    settings = settings_for(server, tmp_path / "out")
+    first = Engine(
+        store,
+        settings,
+        batches=["a"],
+        on_progress=lambda p: p.in_flight >= 6 and first.request_stop(),
+        progress_every=0.01,
+    )
+    with pytest.raises(Exception, match="resume"):
+        anyio.run(first.run)
+    assert store.state_counts(["a"]) == {"running": 6}
+
+    seen: list[dict[str, int]] = []
+    second = Engine(
+        Store(store.path),
+        settings,
+        batches=["b"],
+        on_progress=lambda p: seen.append(dict(p.counts)),
+        progress_every=0.01,
+    )
+    outcome = anyio.run(second.run)
+    assert outcome.counts == {"completed": 3}
+    assert all(n >= 0 for counts in seen for n in counts.values()), seen
+    assert all(sum(counts.values()) == 3 for counts in seen), seen
+    assert seen[-1] == {"completed": 3}

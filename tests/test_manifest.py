@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import manifest as manifest_module
-from orchestrator.errors import ManifestError, Problem
+from orchestrator.errors import ManifestError
 from orchestrator.manifest import Manifest, read_manifest
 from orchestrator.models import JobSpec, fingerprint
 
@@ -311,7 +311,7 @@ BAD = {
         tryon("").replace("inputs:", "id: .front\n    inputs:"),
         3,
         "id",
-        ("invalid id '.front'", "not starting with '.'"),
+        ("invalid id '.front'", "not starting or ending with '.'"),
     ),
     "id empty": Bad(
         "m.yaml",
@@ -528,10 +528,11 @@ def test_problems_beyond_the_cap_are_counted(folder: Path, monkeypatch: pytest.M
     path = write(folder, "m.csv", "model_name,inputs.image\n" + rows)
     m, jobs = read_all(path)
     assert jobs == []
-    assert len(m.problems) == 4
-    assert m.problems[-1] == Problem(
-        str(path), None, None, "7 more problems not listed; fix the ones above and read again"
-    )
+    assert [p.line for p in m.problems] == [2, 3, 4]
+    assert (m.problems.unlisted, m.problem_count) == (7, 10)
+    message = str(ManifestError(m.problems)).splitlines()
+    assert message[0] == "10 problems in the manifest; the first 3 are listed; nothing was queued"
+    assert message[-1] == "  ... 7 more problems not listed; fix the ones above and retry"
 
 
 def test_reading_twice_does_not_double_problems(folder: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import anyio
@@ -11,31 +13,42 @@ import httpx
 import pytest
 
 from orchestrator.outputs import (
+    OutputDirError,
     OutputError,
+    check_writable,
     decode_data_uri,
     extension,
-    safe_name,
+    is_folder_name,
+    output_path,
+    remove_partials,
     save_output,
     write_atomically,
 )
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 8
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("sku-123_front.v2", "sku-123_front.v2"),
-        ("../../etc/passwd", "_.._etc_passwd"),
-        ("a/b\\c", "a_b_c"),
-        ("..", "_"),
-        (".hidden", "hidden"),
-        ("", "_"),
-        ("ü ñ", "___"),
-    ],
-)
-def test_safe_name(name: str, expected: str) -> None:
-    """Job ids become one harmless path component."""
-    assert safe_name(name) == expected
-    assert "/" not in safe_name(name) and safe_name(name) not in (".", "..")
+
+def test_distinct_ids_get_distinct_folders(tmp_path: Path) -> None:
+    """Ids that differ by a dot never share a folder: ids are used verbatim."""
+    ids = ["shoe", "shoe.", "shoe..", "shoe.1", "shoe_", "Shoe"]
+    paths = {output_path(tmp_path, "b", job_id, 0, "png") for job_id in ids}
+    assert len(paths) == len(ids)
+    assert output_path(tmp_path, "b", "shoe.", 0, "png").parent.name == "shoe."
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "..", ".hidden", "", "ü", "a" * 129])
+def test_unsafe_names_never_become_paths(tmp_path: Path, name: str) -> None:
+    """A name that is not one plain path component is refused, not rewritten."""
+    assert not is_folder_name(name)
+    with pytest.raises(OutputError):
+        output_path(tmp_path, "b", name, 0, "png")
+
+
+@pytest.mark.parametrize("name", ["sku-123_front.v2", "A", "0", "x" * 128])
+def test_folder_names(name: str) -> None:
+    """Letters, digits, '.', '_' and '-', not starting with '.', nor ending with it."""
+    assert is_folder_name(name)
+    assert not is_folder_name(name + ".")
 
 
 def test_decode_data_uri() -> None:
@@ -53,18 +66,63 @@ def test_bad_data_uri_is_not_retryable(uri: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mime", "url", "ext"),
+    ("data", "ext"),
     [
-        ("image/png", "https://x/y", "png"),
-        ("image/jpeg; charset=x", "https://x/y", "jpg"),
-        ("video/mp4", "https://x/y", "mp4"),
-        (None, "https://x/out.webp?sig=1", "webp"),
-        ("application/x-weird", "https://x/y", "bin"),
+        (PNG, "png"),
+        (b"\xff\xd8\xff\xe0\0\x10JFIF", "jpg"),
+        (b"RIFF\x10\0\0\0WEBPVP8 ", "webp"),
+        (b"GIF89a\x01\0", "gif"),
+        (b"\0\0\0\x18ftypmp42\0\0", "mp4"),
+        (b"#!/bin/sh\nrm -rf ~\n", "bin"),
+        (b"", "bin"),
     ],
 )
-def test_extension(mime: str | None, url: str, ext: str) -> None:
-    """The extension comes from the media type, else the URL."""
-    assert extension(mime, url) == ext
+def test_extension_comes_from_the_bytes(data: bytes, ext: str) -> None:
+    """PNG, JPEG, WEBP, GIF and MP4 by their signatures; anything else is .bin."""
+    assert extension(data) == ext
+
+
+def test_content_type_and_url_never_name_the_file(tmp_path: Path) -> None:
+    """A shell script served as application/x-sh from a .sh URL is saved as 0.bin."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, content=b"#!/bin/sh\n", headers={"content-type": "application/x-sh"}
+        )
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await save_output(http, "https://cdn.example/0.sh", tmp_path, "b", "j", 0)
+
+    assert anyio.run(main).path.name == "0.bin"
+
+
+def test_outputs_get_the_usual_mode(tmp_path: Path) -> None:
+    """Saved files are readable by others under the usual umask (0644), not 0600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    saved = write_atomically(tmp_path / "a" / "0.png", PNG)
+    assert stat.S_IMODE(saved.path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_remove_partials_deletes_only_temporary_files(tmp_path: Path) -> None:
+    """What a killed writer left (.N.png.XXXX.part) goes; outputs stay."""
+    folder = tmp_path / "b" / "j"
+    folder.mkdir(parents=True)
+    (folder / "0.png").write_bytes(PNG)
+    (folder / ".1.png.abcd1234.part").write_bytes(b"half")
+    assert remove_partials(folder) == 1
+    assert [p.name for p in folder.iterdir()] == ["0.png"]
+    assert remove_partials(tmp_path / "absent") == 0
+
+
+def test_check_writable_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    """--out that cannot be a folder is found before anything is paid for."""
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(OutputDirError, match="taken"):
+        check_writable(tmp_path / "taken" / "out")
+    check_writable(tmp_path / "fine")
+    assert list((tmp_path / "fine").iterdir()) == []
 
 
 def test_write_atomically_leaves_no_partial_files(tmp_path: Path) -> None:
@@ -93,9 +151,33 @@ def test_save_output_from_data_uri(tmp_path: Path) -> None:
 
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient() as http:
-            return await save_output(http, uri, tmp_path, "batch", "job/1", 2)
+            return await save_output(http, uri, tmp_path, "batch", "job-1", 2)
 
     saved = anyio.run(main)
-    assert saved.path == tmp_path / "batch" / "job_1" / "2.png"
+    assert saved.path == tmp_path / "batch" / "job-1" / "2.bin"
     assert saved.path.read_bytes() == b"png-bytes"
     assert saved.url == "data:image/png;base64,…"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.DecodingError("bad gzip"),
+        httpx.TooManyRedirects("loop"),
+        httpx.ReadTimeout("slow"),
+    ],
+)
+def test_any_http_failure_is_a_failed_try(tmp_path: Path, error: Exception) -> None:
+    """Errors that are not transport errors (a body that does not decode, a redirect
+    loop) are a retryable download failure too, never an unexpected exception."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            await save_output(http, "https://cdn.example/0.png", tmp_path, "b", "j", 0)
+
+    with pytest.raises(OutputError, match=type(error).__name__) as err:
+        anyio.run(main)
+    assert err.value.retryable

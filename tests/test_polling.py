@@ -148,3 +148,17 @@ def test_eager_spends_budget_that_would_be_lost() -> None:
     cand = Candidate(key=1, model="m", accepted_at=0.0, last_polled_at=9.0)
     assert pick([cand], d, now=9.05, rate=5.0)[0] is None
     assert pick([cand], d, now=9.05, rate=5.0, eager=True)[0] is cand
+
+
+def test_a_prediction_older_than_every_sample_is_always_worth_asking_about() -> None:
+    """Past the last observed duration the hazard stays positive, even where the
+    smoothed CDF, by rounding, stops a hair below 1: the planner never gets a wake-up
+    time in the past with nothing to ask (which would make it spin)."""
+    durations = Durations()
+    for seconds in (0.1, 0.3, 0.7, 1.1, 1.3, 1.9, 2.3, 2.9, 3.1, 3.7):
+        durations.observe("m", seconds)
+    dist = durations.distribution("m")
+    assert dist is not None
+    for age in (dist.end, dist.end + 1e-9, dist.end * 2, 1e6):
+        h = hazard(durations, "m", age)
+        assert h is not None and h > 0

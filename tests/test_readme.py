@@ -16,7 +16,13 @@ START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 
 
 def help_text(*args: str) -> str:
-    result = CliRunner().invoke(cli, [*args, "--help"], terminal_width=100, env={"COLUMNS": "100"})
+    result = CliRunner().invoke(
+        cli,
+        [*args, "--help"],
+        prog_name="orchestrator",  # what `python -m orchestrator` and the script print
+        terminal_width=100,
+        env={"COLUMNS": "100"},
+    )
     assert result.exit_code == 0, result.output
     return result.output.rstrip()
 
@@ -36,8 +42,17 @@ def current() -> str:
 
 
 def test_readme_command_reference_matches_help() -> None:
-    """Every command's --help appears verbatim in the README."""
+    """Every command's --help appears verbatim in the README, as the command prints it."""
     assert current() == reference(), "README is stale: run `make docs`"
+    assert "Usage: orchestrator [OPTIONS] COMMAND" in current()
+    assert "Usage: cli " not in current()
+
+
+def test_readme_exit_codes_match_the_code() -> None:
+    """The exit-code table lists every code the command can end with."""
+    table = README.read_text().split("## Exit codes", 1)[1].split("##", 1)[0]
+    codes = set(re.findall(r"^\| (\d) \|", table, re.M))
+    assert codes == {"0", "1", "2", "3", "4"}
 
 
 def test_readme_opens_with_the_two_setup_commands() -> None:
@@ -46,7 +61,8 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     first_block = text.split("```sh", 1)[1].split("```", 1)[0]
     assert "make demo" in first_block and "make test" in first_block
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "make test" in ci
+    # `make test`, alone or among other targets (e.g. `make lint mypy test`).
+    assert re.search(r"^make( [\w-]+)* test\b", ci, re.M), ci
 
 
 if __name__ == "__main__":

@@ -112,6 +112,33 @@ def test_claim_order_is_priority_then_manifest_order(store: Store) -> None:
     assert order == ["high", "low1", "low2"]
 
 
+def test_claiming_for_a_batch_does_not_walk_other_batches(store: Store) -> None:
+    """A batch's next job is one index probe, however many jobs of other batches wait
+    ahead of it (counted in SQLite virtual-machine steps, not in time)."""
+    store.ingest(
+        "big", "m.yaml", [spec(f"o{i}", image=f"https://x/{i}.png") for i in range(20_000)], []
+    )
+    store.ingest("mine", "m.yaml", [spec("a")], [])
+    raw = store.engine.raw_connection()
+    store.claim_next(["mine"])  # opens the store's own connection
+    assert store._conn is not None
+    dbapi = store._conn.connection.dbapi_connection
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    dbapi.set_progress_handler(count, 100)
+    store.ingest("mine", "m.yaml", [spec("a"), spec("b")], [])
+    steps[0] = 0
+    claimed = store.claim_next(["mine"])
+    dbapi.set_progress_handler(None, 0)
+    raw.close()
+    assert claimed is not None and claimed.job_id == "b"
+    assert steps[0] * 100 < 5_000  # the old plan stepped over all 20,000 rows
+
+
 def test_claim_commits_the_attempt_before_sending(store: Store) -> None:
     """The attempt row exists, with its send time, as soon as a job is claimed."""
     store.ingest("b", "m.yaml", [spec("a")], [])
@@ -208,3 +235,14 @@ def test_unanswered_requests_are_remembered_for_the_next_run(store: Store) -> No
     store.log_request("status")
     rows = Store(store.path).recent_requests("status", since=clock.time() + 1)
     assert [done is None for _sent, done in rows] == [True]
+
+
+def test_installing_adds_one_top_level_package() -> None:
+    """The wheel holds `orchestrator` alone; the migrations ship inside it."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    setuptools = config["tool"]["setuptools"]
+    assert {p.split(".")[0] for p in setuptools["packages"]} == {"orchestrator"}
+    assert setuptools["package-dir"] == {"orchestrator.migrations": "migrations"}
+    assert "orchestrator.migrations.versions" in setuptools["packages"]

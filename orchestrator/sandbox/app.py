@@ -7,8 +7,10 @@ and /_sandbox/arrivals/{endpoint} (no auth, inspection only).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 from typing import Any
 
 import anyio
@@ -46,6 +48,27 @@ class _Dropped(Response):
         raise DroppedConnection("sandbox fault: connection dropped")
 
 
+# host, host:port, [v6] or [v6]:port: nothing that could bend the URL built from it.
+_HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+
+
+def _origin(request: Request) -> str | None:
+    """http://<the Host header>: output URLs then name the host this client dialled, which
+    it can reach (a sandbox bound on 0.0.0.0 has no one address to hand out). None when
+    the header is missing, odd, or itself a wildcard address: the server's own URL is used.
+    """
+    host = request.headers.get("host", "")
+    if not _HOST_HEADER.fullmatch(host):
+        return None
+    name = host[1 : host.index("]")] if host.startswith("[") else host.partition(":")[0]
+    try:
+        if ipaddress.ip_address(name).is_unspecified:
+            return None
+    except ValueError:
+        pass  # a name, e.g. localhost or the machine's hostname
+    return f"http://{host}"
+
+
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -69,7 +92,8 @@ def create_app(state: SandboxState) -> Starlette:
 
     async def status(request: Request) -> Response:
         auth = request.headers.get("authorization")
-        return await _respond(state.handle_status(auth, request.path_params["prediction_id"]))
+        prediction_id = request.path_params["prediction_id"]
+        return await _respond(state.handle_status(auth, prediction_id, origin=_origin(request)))
 
     async def credits(request: Request) -> Response:
         return await _respond(state.handle_credits(request.headers.get("authorization")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -16,6 +17,43 @@ from .config import SandboxConfig
 from .state import Clock, SandboxState
 
 _START_TIMEOUT = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (a name other than localhost is
+    assumed reachable from elsewhere: it is what a user would bind to share it)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dialable(host: str) -> str:
+    """A host a client on this machine can dial for a server bound to `host`: a
+    wildcard bind (0.0.0.0, ::, "") is not an address to connect to, loopback is."""
+    if not host:
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.is_unspecified:
+        return "::1" if ip.version == 6 else "127.0.0.1"
+    return host
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """What to tell a user who binds the sandbox beyond loopback; None on loopback."""
+    if is_loopback(host):
+        return None
+    where = "every network interface" if dialable(host) != host else "a network address"
+    return (
+        f"warning: listening on {host or '0.0.0.0'} ({where}), not only loopback: anyone on "
+        f"the network who can reach port {port} can use this sandbox and download every "
+        "output (outputs need no key). Use --host 127.0.0.1 unless that is what you want."
+    )
 
 
 class SandboxServer:
@@ -48,8 +86,13 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        """The root, e.g. http://127.0.0.1:8787 (the official SDK's base_url)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """The root, e.g. http://127.0.0.1:8787 (the official SDK's base_url).
+
+        Bound on a wildcard address, it names loopback: 0.0.0.0 is not dialable, and
+        output URLs follow the Host header each client used anyway.
+        """
+        host = dialable(self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @property

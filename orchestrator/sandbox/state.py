@@ -274,7 +274,11 @@ class SandboxState:
             body_out = {"id": prediction.id, "error": None}
             return Answer(200, body_out, {"x-fashn-credits-used": str(cost)}, delay=delay)
 
-    def handle_status(self, authorization: str | None, prediction_id: str) -> Answer:
+    def handle_status(
+        self, authorization: str | None, prediction_id: str, *, origin: str | None = None
+    ) -> Answer:
+        """`origin` (http://host:port, as the client dialled it) roots the output URLs;
+        default: `public_url`."""
         with self._lock:
             now = self._advance()
             refused = self._refuse(authorization, "status", now)
@@ -298,7 +302,7 @@ class SandboxState:
                 spent = prediction.cost if status == "completed" else 0
                 headers["x-fashn-credits-used"] = str(spent)
             if status == "completed":
-                body["output"] = self._outputs(prediction)
+                body["output"] = self._outputs(prediction, origin)
             elif status == "failed":
                 body["error"] = self._runtime_error(prediction)
             return Answer(200, body, headers, delay=delay)
@@ -624,21 +628,20 @@ class SandboxState:
             return f"{name}: {message}"
         return {"name": name, "message": message}
 
-    def _outputs(self, prediction: _Prediction) -> list[str]:
+    def _outputs(self, prediction: _Prediction, origin: str | None = None) -> list[str]:
         if prediction.base64:
             return [
                 "data:image/png;base64," + base64.b64encode(self._bytes(prediction, i)).decode()
                 for i in range(prediction.outputs)
             ]
-        return list(self._urls(prediction))
+        return list(self._urls(prediction, origin))
 
-    def _urls(self, prediction: _Prediction) -> tuple[str, ...]:
+    def _urls(self, prediction: _Prediction, origin: str | None = None) -> tuple[str, ...]:
         if prediction.base64:
             return ()
         ext = images.extension(prediction.mime)
-        return tuple(
-            f"{self.public_url}/cdn/{prediction.id}/{i}.{ext}" for i in range(prediction.outputs)
-        )
+        root = origin or self.public_url
+        return tuple(f"{root}/cdn/{prediction.id}/{i}.{ext}" for i in range(prediction.outputs))
 
     def _bytes(self, prediction: _Prediction, index: int) -> bytes:
         return images.output_bytes(prediction.mime, f"{self.config.seed}/{prediction.id}/{index}")

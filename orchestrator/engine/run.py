@@ -1,0 +1,255 @@
+"""One run of the queue: the submitter, the poller and the downloads in one task
+group, until every job of the run's batches is finished or the run must stop.
+
+Every state change is committed to the store before the next request depends on it;
+progress is read back from the store, so there is no second count to drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+
+from ..api import FashnClient
+from ..clock import SYSTEM, Clock
+from ..config import Settings
+from ..errors import Interrupted, OutOfCredits, OutputsUnwritable
+from ..limits import SlidingWindow
+from ..models import JobState, Progress
+from ..outputs import BlockingRunner
+from ..store import Recovery, Store
+from .downloader import Downloader
+from .poller import Poller
+from .state import RunState, StopReason
+from .submitter import Submitter
+
+log = logging.getLogger("orchestrator")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    counts: dict[str, int]
+    credits: int
+    uncertain: int
+
+
+class Engine:
+    """Runs the queued jobs of `batches` (all batches when None) to the end.
+
+    `clock`, `transport` (httpx, for the API and the output URLs alike) and
+    `blocking` (how file writes leave the event loop) are what the virtual-time
+    tests replace; see testing.py.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        batches: Sequence[str] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_every: float = 1.0,
+        handle_signals: bool = False,
+        clock: Clock = SYSTEM,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        blocking: BlockingRunner = anyio.to_thread.run_sync,
+    ):
+        self.store = store
+        self.settings = settings
+        self.batches = list(batches) if batches is not None else None
+        self.on_progress = on_progress
+        self.progress_every = progress_every
+        self.handle_signals = handle_signals
+        self.clock = clock
+        self.state = RunState(settings, clock, rng or random.Random())
+        self.run_window = SlidingWindow(settings.run_limit, clock=clock.monotonic)
+        self.status_window = SlidingWindow(
+            settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
+        )
+        self._transport = transport
+        self._blocking = blocking
+        self._started = 0.0
+        self._finished_before = 0  # jobs of `batches` already terminal when the run began
+        self.poller: Poller | None = None
+
+    def __repr__(self) -> str:
+        return f"<Engine batches={self.batches} {self.state!r}>"
+
+    def request_stop(
+        self, detail: str = "interrupted", reason: StopReason = StopReason.INTERRUPTED
+    ) -> None:
+        """Stop submitting; see RunState.request_stop."""
+        self.state.request_stop(detail, reason)
+
+    async def run(self) -> RunOutcome:
+        self._started = self.clock.monotonic()
+        recovery = self._recover()
+        counts, _ = self.store.progress(self.batches)
+        self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
+        self._seed_windows()
+        api_http, cdn = self._clients()
+        async with api_http, cdn:
+            await self._run_parts(recovery, api_http, cdn)
+        self._emit_progress()
+        return self._outcome()
+
+    # -- set-up -------------------------------------------------------------------
+
+    def _recover(self) -> Recovery:
+        recovery = self.store.recover()
+        if recovery.unsent:
+            log.info("%d job(s) of an earlier run were never sent: queued again", recovery.unsent)
+        if recovery.lost:
+            log.warning(
+                "%d /run request(s) of an earlier run got no answer: their jobs are sent "
+                "again and marked uncertain in the report",
+                recovery.lost,
+            )
+        return recovery
+
+    def _seed_windows(self) -> None:
+        """Count what an earlier process sent, so a quick restart cannot breach a window."""
+        wall = self.clock.wall()
+        offset = wall - self.clock.monotonic()
+        for endpoint, window in (("run", self.run_window), ("status", self.status_window)):
+            if window.limit is None:
+                continue
+            since = wall - window.limit.seconds - self.settings.request_timeout
+            rows = self.store.recent_requests(endpoint, since)
+            answered = [done - offset for _sent, done in rows if done is not None]
+            # Unanswered: it may have arrived at any moment until the process that sent
+            # it stopped, which was before now.
+            open_until = [wall - offset for _sent, done in rows if done is None]
+            window.seed(answered, open_until)
+
+    def _clients(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+        """The API client (it carries the key) and the outputs client (it never does)."""
+        s = self.settings
+        timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
+        # Few connections: httpcore scans its whole pool on every request, so a pool
+        # larger than the requests that can usefully be under way costs CPU for nothing.
+        self._connections = min(s.concurrency + 4, 12)
+        options: dict[str, Any] = {"timeout": timeout}
+        if self._transport is not None:
+            options["transport"] = self._transport
+        else:
+            options["verify"] = httpx.create_ssl_context()  # load the CA bundle once
+        api = httpx.AsyncClient(limits=httpx.Limits(max_connections=self._connections), **options)
+        cdn = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=s.download_concurrency),
+            follow_redirects=True,
+            **options,
+        )
+        return api, cdn
+
+    # -- the run ------------------------------------------------------------------
+
+    async def _run_parts(
+        self, recovery: Recovery, api_http: httpx.AsyncClient, cdn: httpx.AsyncClient
+    ) -> None:
+        state, s = self.state, self.settings
+        client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
+        async with anyio.create_task_group() as tg:
+            downloader = Downloader(
+                state, self.store, cdn, spawn=tg.start_soon, blocking=self._blocking
+            )
+            poller = Poller(
+                state,
+                self.store,
+                client,
+                self.status_window,
+                spawn=tg.start_soon,
+                on_completed=downloader.start,
+            )
+            self.poller = poller
+            submitter = Submitter(
+                state,
+                self.store,
+                client,
+                self.run_window,
+                self.batches,
+                spawn=tg.start_soon,
+                on_accepted=poller.adopt,
+            )
+            offset = self.clock.wall() - self.clock.monotonic()
+            for flight in recovery.flights:
+                poller.adopt(flight, flight.accepted_at - offset)
+            for job_pk in recovery.downloads:
+                downloader.start(job_pk)
+            tg.start_soon(submitter.run)
+            tg.start_soon(poller.run)
+            if self.on_progress is not None:
+                tg.start_soon(self._reporter)
+            if self.handle_signals:
+                tg.start_soon(self._signals)
+            while not state.finished():
+                await state.wait_change()
+            tg.cancel_scope.cancel()
+
+    def _outcome(self) -> RunOutcome:
+        state = self.state
+        if state.abort_error is not None:
+            raise state.abort_error
+        counts, credits = self.store.progress(self.batches)
+        outcome = RunOutcome(counts, credits, self.store.uncertain_count(self.batches))
+        if state.stopping is StopReason.OUT_OF_CREDITS:
+            raise OutOfCredits(
+                "the account ran out of credits: predictions in flight were finished and "
+                "saved; add credits, then run `orchestrator resume`"
+            )
+        if state.stopping is StopReason.OUTPUTS_UNWRITABLE:
+            raise OutputsUnwritable(
+                f"{state.stop_detail}; no more jobs were submitted and the predictions in "
+                "flight were finished. Free space in (or fix the permissions of) "
+                f"{self.settings.out_dir}, then run `orchestrator resume`: the outputs "
+                "still to save are downloaded again, never bought again"
+            )
+        if state.stopping is not None:
+            raise Interrupted(
+                f"{state.stop_detail}: state recorded; run `orchestrator resume` to continue"
+            )
+        return outcome
+
+    # -- progress and signals -----------------------------------------------------
+
+    def snapshot(self) -> Progress:
+        """Where the run stands, as the store records it (one indexed query)."""
+        counts, credits = self.store.progress(self.batches)
+        finished = sum(n for s, n in counts.items() if JobState(s).terminal)
+        state = self.state
+        return Progress(
+            counts=counts,
+            in_flight=state.slots_used(),
+            credits=credits,
+            elapsed=self.clock.monotonic() - self._started,
+            finished_this_run=finished - self._finished_before,
+            stopping=state.stop_detail if state.stopping is not None else None,
+        )
+
+    def _emit_progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.snapshot())
+
+    async def _reporter(self) -> None:
+        while True:
+            self._emit_progress()
+            await anyio.sleep(self.progress_every)
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.state.stopping is not None:
+                    # Second signal: do not even wait for /run answers (their attempts
+                    # become uncertain, and are resent on resume).
+                    self.state.hard_stop = True
+                    self.state.abort(Interrupted("stopped at once: run `orchestrator resume`"))
+                    return
+                self.request_stop(f"received {signal.Signals(signum).name}")

@@ -1,0 +1,136 @@
+"""Log set-up, and the redaction that keeps the API key out of every line printed.
+
+The key can surface in more shapes than its plain text: httpx quotes a refused header
+as bytes (`b'Bearer fa-...\\r'`), a repr escapes its control characters, JSON escapes
+them differently. A `Redactor` knows every shape of one key and masks them all; the
+`RedactFilter` applies it to each record's message, arguments, traceback and stack
+before any handler formats it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import IO
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+ISO_TIME = "%Y-%m-%d %H:%M:%S"
+MASK = "***"
+# Any bearer token in a header dump, whether or not it is the configured key.
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+")
+# Shorter keys are test or sandbox keys (real ones are far longer): they are masked only
+# where they stand as a whole word, so that a key "k" leaves "packshot" alone.
+_SHORT_KEY = 8
+# Marks the handler set up here, so a second set-up replaces it instead of adding one.
+_MARK = "_orchestrator_handler"
+
+
+class Redactor:
+    """Masks every printed form of a secret (and any bearer token) in a text."""
+
+    def __init__(self, secret: str):
+        forms = sorted(_forms(secret), key=len, reverse=True)  # longest first
+        pattern = "|".join(map(re.escape, forms))
+        if forms and len(secret.strip()) < _SHORT_KEY:
+            pattern = rf"(?<![\w-])(?:{pattern})(?![\w-])"
+        self._pattern = re.compile(pattern) if forms else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return _BEARER.sub(rf"\g<1>{MASK}", text)
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret as printed plainly, by repr (of str and of bytes), by JSON and by
+    unicode_escape: with and without the whitespace around it."""
+    forms = set()
+    for value in {secret, secret.strip()}:
+        if not value:
+            continue
+        forms |= {
+            value,
+            repr(value)[1:-1],
+            repr(value.encode("utf-8", "backslashreplace"))[2:-1],
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+            value.encode("unicode_escape").decode("ascii"),
+        }
+    return forms
+
+
+class RedactFilter(logging.Filter):
+    """Last line of defence: no record leaves a handler with the key in it.
+
+    The message is formatted here (arguments included) and the traceback rendered to
+    text, then both are redacted; `exc_info` is dropped so that no handler renders the
+    exception again from the live object.
+    """
+
+    _formatter = logging.Formatter()
+
+    def __init__(self, redact: Redactor):
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # wrong arguments: show the format, never crash the caller
+            message = f"{record.msg} (unformattable log arguments)"
+        record.msg, record.args = self.redact(message), ()
+        if record.exc_info:
+            record.exc_text = record.exc_text or self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+class _Verbosity:
+    level = 0
+
+
+def verbosity() -> int:
+    """The -v count of this run (0 until logging is set up)."""
+    return _Verbosity.level
+
+
+def setup_logging(
+    verbose: int, *, console: Console, secret: str, stream: IO[str] | None = None
+) -> logging.Handler:
+    """One handler on the root logger, so that every library's records are redacted
+    too: rich on a terminal, plain lines (`stream`, default stderr) elsewhere.
+
+    The orchestrator logs at INFO (DEBUG with -vv: every API request); other libraries
+    only their warnings.
+    """
+    _Verbosity.level = verbose
+    handler: logging.Handler
+    if console.is_terminal:
+        # markup off: messages carry file names and API text, printed as they are.
+        handler = RichHandler(
+            console=console, show_path=False, markup=False, log_time_format=ISO_TIME
+        )
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt=ISO_TIME)
+        )
+    handler.addFilter(RedactFilter(Redactor(secret)))
+    setattr(handler, _MARK, True)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, _MARK, False)]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    ours = logging.getLogger("orchestrator")
+    ours.handlers[:] = []
+    ours.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    ours.propagate = True
+    return handler

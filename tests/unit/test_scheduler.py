@@ -1,0 +1,169 @@
+"""The scheduler in virtual time against the in-memory FASHN: FASHN's real limits
+and lifecycles (unscaled: minutes of API time take milliseconds), asserted on what
+the server saw. No sockets, no sleeps."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.config import Settings
+from orchestrator.engine import Engine, RunOutcome
+from orchestrator.errors import AuthError, Interrupted, OutOfCredits
+from orchestrator.models import JobSpec, Location
+from orchestrator.sandbox import Faults, Limits, SandboxConfig
+from orchestrator.store import Store
+from orchestrator.testing import BASE_URL, InMemoryFashn, VirtualClock, inline, run_in_virtual_time
+
+
+class World:
+    """One account on the in-memory FASHN, one queue, one virtual clock."""
+
+    def __init__(self, tmp_path: Path, **config: Any):
+        self.clock = VirtualClock()
+        self.fashn = InMemoryFashn(SandboxConfig(**config), self.clock)
+        self.path = tmp_path / "q.db"
+        self.out = tmp_path / "out"
+        self.store = self.open_store()
+
+    def open_store(self) -> Store:
+        return Store(self.path, durable=False, clock=self.clock)
+
+    def settings(self, **overrides: Any) -> Settings:
+        overrides.setdefault("api_key", self.fashn.state.config.api_key)
+        return Settings(out_dir=self.out, base_url=BASE_URL, **overrides)
+
+    def engine(self, settings: Settings | None = None, **kwargs: Any) -> Engine:
+        return Engine(
+            self.store,
+            settings or self.settings(),
+            clock=self.clock,
+            transport=self.fashn,
+            blocking=inline,
+            rng=random.Random(0),
+            **kwargs,
+        )
+
+    def run(self, engine: Engine | None = None) -> RunOutcome:
+        return run_in_virtual_time((engine or self.engine()).run, clock=self.clock)
+
+
+def jobs(n: int, prefix: str = "job", query: str = "") -> list[JobSpec]:
+    return [
+        JobSpec(
+            f"{prefix}-{i}",
+            "background-remove",
+            {"image": f"https://cdn.example/{prefix}/{i}.png{query}"},
+            location=Location("m.yaml", i + 2),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path, latency={"*": (4.0, 12.0)})
+
+
+def test_fashn_limits_hold_as_the_server_counts_them(world: World) -> None:
+    """300 jobs: never more than 50 /run in any 60 s, 50 /status in any 10 s, 6 in
+    flight, as the server saw them; nothing refused, nothing predicted twice."""
+    world.store.ingest("b", "m.yaml", jobs(300), [])
+    outcome = world.run()
+    state = world.fashn.state
+    assert outcome.counts == {"completed": 300}
+    assert state.max_in_window("run") <= 50
+    assert state.max_in_window("status") <= 50
+    assert state.max_in_flight() == 6
+    assert state.rejections == {}
+    assert set(state.runs_by_fingerprint().values()) == {1}
+    assert outcome.credits == state.credits_charged == 300
+
+
+@pytest.mark.parametrize(
+    ("limits", "refusal"),
+    [
+        (Limits(run=(10, 60.0)), "RateLimitExceeded"),
+        (Limits(concurrency=2), "ConcurrencyLimitExceeded"),
+    ],
+)
+def test_a_stricter_server_is_waited_out(tmp_path: Path, limits: Limits, refusal: str) -> None:
+    """429 of either kind: waited out and resent, no job fails, none predicted twice."""
+    world = World(tmp_path, latency={"*": (4.0, 12.0)}, limits=limits)
+    world.store.ingest("b", "m.yaml", jobs(30), [])
+    outcome = world.run()
+    assert outcome.counts == {"completed": 30}
+    assert world.fashn.state.rejections.get(refusal, 0) > 0
+    assert set(world.fashn.state.runs_by_fingerprint().values()) == {1}
+    assert world.store.uncertain_count(["b"]) == 0
+
+
+def test_out_of_credits_finishes_what_is_in_flight(tmp_path: Path) -> None:
+    """The balance runs out: no more submissions, the paid predictions are saved."""
+    world = World(tmp_path, latency={"*": (4.0, 12.0)}, credits=10)
+    world.store.ingest("b", "m.yaml", jobs(20), [])
+    with pytest.raises(OutOfCredits):
+        world.run()
+    counts = world.store.state_counts(["b"])
+    assert counts == {"completed": 10, "queued": 10}
+
+
+def test_a_wrong_key_stops_the_run(world: World) -> None:
+    """401: the run stops with AuthError; no job is failed, every one waits."""
+    world.store.ingest("b", "m.yaml", jobs(10), [])
+    with pytest.raises(AuthError):
+        world.run(world.engine(world.settings(api_key="wrong")))
+    assert world.store.state_counts(["b"]) == {"queued": 10}
+    assert world.fashn.state.predictions() == []
+
+
+def test_lost_answers_make_uncertain_attempts_and_nothing_else(tmp_path: Path) -> None:
+    """/run answers lost after the charge: the jobs are sent again and only those
+    attempts are uncertain; every job completes."""
+    world = World(tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(lost_answer=0.2), seed=3)
+    world.store.ingest("b", "m.yaml", jobs(40), [])
+    outcome = world.run()
+    assert outcome.counts == {"completed": 40}
+    lost = world.fashn.state.faults_injected.get("lost_answer", 0)
+    assert lost > 0
+    assert outcome.uncertain == lost
+    assert sum(world.fashn.state.runs_by_fingerprint().values()) == 40 + lost
+
+
+def test_interrupted_then_resumed_without_spinning(world: World) -> None:
+    """Stopped with predictions in flight, then resumed: the resumed run polls what
+    was in flight (never resubmits it), and its poller wakes no more per status
+    request than a fresh run's does."""
+    world.store.ingest("b", "m.yaml", jobs(60), [])
+    first = world.engine(
+        on_progress=lambda p: p.counts.get("completed", 0) >= 20 and first.request_stop(),
+        progress_every=1.0,
+    )
+    with pytest.raises(Interrupted):
+        world.run(first)
+    assert world.store.state_counts(["b"]).get("running", 0) > 0
+    statuses_before = len(world.fashn.state.arrivals("status"))
+
+    world.store = world.open_store()
+    resumed = world.engine()
+    assert world.run(resumed).counts == {"completed": 60}
+    assert set(world.fashn.state.runs_by_fingerprint().values()) == {1}
+    assert resumed.poller is not None and first.poller is not None
+    resumed_statuses = len(world.fashn.state.arrivals("status")) - statuses_before
+    per_request_resumed = resumed.poller.wakeups / resumed_statuses
+    per_request_first = first.poller.wakeups / statuses_before
+    assert per_request_resumed <= 1.5 * per_request_first + 1
+
+
+def test_retryable_failures_are_retried_and_permanent_ones_are_not(world: World) -> None:
+    """PipelineError once → a second prediction; PoseError → the job fails at once."""
+    specs = jobs(1, "flaky", "?sandbox:fail=PipelineError:1") + jobs(
+        1, "pose", "?sandbox:fail=PoseError"
+    )
+    world.store.ingest("b", "m.yaml", specs, [])
+    outcome = world.run()
+    assert outcome.counts == {"completed": 1, "failed": 1}
+    assert sorted(world.fashn.state.runs_by_fingerprint().values()) == [1, 2]
