@@ -45,4 +45,4 @@ clean:
 	rm -rf $(VENV) outputs demo.db .pytest_cache
 
 docs: $(STAMP)
-	$(BIN)/python -m tests.test_readme
+	$(BIN)/python -m tests.unit.test_readme

@@ -143,6 +143,11 @@ class FashnClient:
             log.debug("%s %s -> %s", method, path, type(exc).__name__)
             text = _transport_text(exc, self._redact)
             raise Transient(f"{method} {path} failed: {text}") from None
+        except httpx.HTTPError as exc:
+            # Not a transport error, but no usable answer either (a body that does not
+            # decode, a redirect loop): on /run the request may still have been charged.
+            log.debug("%s %s -> %s", method, path, type(exc).__name__)
+            raise Transient(f"{method} {path} failed: {type(exc).__name__}") from None
         elapsed = (time.monotonic() - started) * 1000
         log.debug("%s %s -> %d (%.0f ms)", method, path, response.status_code, elapsed)
         if response.status_code >= 400:

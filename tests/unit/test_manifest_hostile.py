@@ -17,7 +17,7 @@ from orchestrator.errors import ManifestError, Problem
 from orchestrator.manifest import Manifest, read_manifest
 from orchestrator.service import queue_manifest
 from orchestrator.store import Store
-from tests.test_manifest import png_bytes
+from .test_manifest import png_bytes
 
 MIB = 1024 * 1024
 PNG_HEAD = png_bytes()

@@ -19,7 +19,7 @@ from orchestrator.errors import ManifestError
 from orchestrator.manifest import Manifest, read_manifest
 from orchestrator.models import JobSpec, fingerprint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- image fixtures -----------------------------------------------------------------

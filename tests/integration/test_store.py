@@ -241,7 +241,7 @@ def test_installing_adds_one_top_level_package() -> None:
     """The wheel holds `orchestrator` alone; the migrations ship inside it."""
     import tomllib
 
-    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     setuptools = config["tool"]["setuptools"]
     assert {p.split(".")[0] for p in setuptools["packages"]} == {"orchestrator"}
     assert setuptools["package-dir"] == {"orchestrator.migrations": "migrations"}

@@ -1,6 +1,6 @@
 """The README's command reference is the CLI's own --help: it cannot drift.
 
-Run `python -m tests.test_readme` (or `make docs`) to regenerate it."""
+Run `python -m tests.unit.test_readme` (or `make docs`) to regenerate it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import time
 
-import anyio
 import pytest
 
 from orchestrator.errors import UsageError
 from orchestrator.limits import RateLimit, SlidingWindow
+from orchestrator.testing import VirtualClock, run_in_virtual_time
 
 
 class FakeClock:
@@ -131,18 +130,21 @@ def test_no_server_window_ever_exceeds_the_limit(seed: int) -> None:
 
 
 def test_acquire_waits_for_the_window() -> None:
-    """The async acquire returns once the window has room (real clock, tiny window)."""
+    """The async acquire returns once the window has room: 5 requests through a
+    window of 2 per 10 s take two window lengths (virtual time)."""
+    clock = VirtualClock()
 
-    async def main() -> int:
-        window = SlidingWindow(RateLimit(2, 0.05))
-        sent = 0
-        for _ in range(4):
+    async def main() -> list[float]:
+        window = SlidingWindow(RateLimit(2, 10.0), clock=clock.monotonic)
+        sent = []
+        for _ in range(5):
             ticket = await window.acquire()
+            sent.append(clock.monotonic())
             ticket.done()
-            sent += 1
         return sent
 
-    assert anyio.run(main) == 4
+    sent = run_in_virtual_time(main, clock=clock)
+    assert [round(t, 6) for t in sent] == [0.0, 0.0, 10.0, 10.0, 20.0]
 
 
 def test_repr_shows_state() -> None:
@@ -155,15 +157,17 @@ def test_repr_shows_state() -> None:
 def test_spare_full_at_tells_when_unused_budget_starts_being_lost() -> None:
     """After a burst, the pacer's allowance is whole again after burst/rate seconds."""
 
+    clock = VirtualClock()
+
     async def main() -> tuple[float, float, float]:
-        window = SlidingWindow(RateLimit(50, 10.0), pace_burst=5)
-        before = window.spare_full_at() - time.monotonic()
+        window = SlidingWindow(RateLimit(50, 10.0), pace_burst=5, clock=clock.monotonic)
+        before = window.spare_full_at() - clock.monotonic()
         for _ in range(5):
             (await window.acquire()).done()
-        after = window.spare_full_at() - time.monotonic()
+        after = window.spare_full_at() - clock.monotonic()
         return before, after, SlidingWindow(None).spare_full_at()
 
-    before, after, unlimited = anyio.run(main)
+    before, after, unlimited = run_in_virtual_time(main, clock=clock)
     assert before <= 0.0
-    assert after == pytest.approx(1.0, abs=0.05)  # 5 requests at 5 per second
+    assert after == pytest.approx(1.0, abs=1e-5)  # 5 requests at 5 per second, no time passed
     assert unlimited == float("inf")

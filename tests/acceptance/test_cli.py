@@ -276,7 +276,7 @@ def test_no_key_without_sandbox_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_sandbox_flag_runs_the_example_catalog(tmp_path: Path) -> None:
     """`submit jobs.example.yaml --sandbox` (the README's demo) completes every job."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     db, out = tmp_path / "demo.db", tmp_path / "out"
     done = cli(
         "submit",

@@ -12,7 +12,7 @@ from orchestrator.sandbox import Faults
 from orchestrator.service import requeue_failed
 from orchestrator.store import Store
 
-from .conftest import jobs, run, settings_for
+from ..conftest import jobs, run, settings_for
 from .test_engine import assert_outputs_match
 
 

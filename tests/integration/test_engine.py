@@ -4,6 +4,7 @@ every error class, and nothing paid twice. Time is scaled; nothing asserts on wa
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -16,7 +17,7 @@ from orchestrator.report import job_reports
 from orchestrator.sandbox import Faults, Limits
 from orchestrator.store import Store
 
-from .conftest import jobs, run, settings_for
+from ..conftest import jobs, run, settings_for
 
 
 def assert_outputs_match(store: Store, server) -> None:  # type: ignore[no-untyped-def]
@@ -269,12 +270,18 @@ def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
     store.ingest("b", "m.yaml", jobs(4), [])
     engine = Engine(store, settings_for(server, tmp_path / "out"), batches=["b"])
 
+    def refused() -> int:
+        with sqlite3.connect(f"file:{store.path}?mode=ro", uri=True) as conn:
+            sql = "SELECT count(*) FROM attempts WHERE state = 'pending' AND sent_at IS NULL"
+            return int(conn.execute(sql).fetchone()[0])
+
     async def killed_while_waiting() -> None:
         with anyio.move_on_after(5.0) as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(engine.run)
-                # Two predictions recorded, the other /run requests refused with 429.
-                while not server.state.rejections or store.credits_total(["b"]) < 2:
+                # Two predictions recorded, the two other /run requests refused with
+                # 429 and the refusals recorded: the engine waits out Retry-After.
+                while store.credits_total(["b"]) < 2 or refused() < 2:
                     await anyio.sleep(0.01)
                 scope.cancel()  # like SIGKILL: nothing more is written
         assert scope.cancel_called
