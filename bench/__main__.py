@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compare, detection, efficiency, overhead, scale
+from . import compare, detection, efficiency, overhead, resume, scale
 from .runs import Runs
 from .table import (
     FAIL,
@@ -38,6 +38,7 @@ PARTS: dict[str, Part] = {
     ),
     "overhead": lambda runs, quick: overhead.measure(quick=quick),
     "scale": lambda runs, quick: scale.measure(quick=quick),
+    "resume": lambda runs, quick: resume.measure(quick=quick),
 }
 
 
