@@ -380,32 +380,22 @@ def sandbox(
     Point the orchestrator at it with FASHN_BASE_URL=http://HOST:PORT/v1 and
     FASHN_API_KEY=<--api-key>. Inspection: GET /_sandbox/stats.
     """
-    from .sandbox import Faults, Limits, SandboxConfig, SandboxServer
+    from .sandbox import SandboxServer
+    from .sandbox.config import from_options
     from .sandbox.server import exposure_warning
 
     try:
-        config = SandboxConfig(
+        windows = {"run": run_limit, "status": status_limit, "credits": credits_limit}
+        config = from_options(
+            windows={endpoint: _window(value) for endpoint, value in windows.items()},
+            concurrency=concurrency,
+            latency=_latency(latency),
+            rates=rates,
             api_key=api_key,
             seed=seed,
             time_scale=time_scale,
             credits=credits,
-            out_of_credits=out_of_credits,  # type: ignore[arg-type]
-            limits=Limits(
-                run=_window(run_limit),
-                status=_window(status_limit),
-                credits=_window(credits_limit),
-                concurrency=concurrency or None,
-            ),
-            latency=_latency(latency),
-            faults=Faults(
-                failure=rates["failure_rate"],
-                permanent_failure=rates["permanent_failure_rate"],
-                error_as_string=rates["error_as_string"],
-                http_500=rates["http_500"],
-                drop=rates["drop"],
-                slow=rates["slow"],
-                lost_answer=rates["lost_answer"],
-            ),
+            out_of_credits=out_of_credits,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

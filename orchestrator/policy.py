@@ -6,22 +6,11 @@ from __future__ import annotations
 import enum
 import random
 
-# Runtime error names, and whether another attempt can help (from the API reference).
-RETRYABLE_ERRORS = frozenset(
-    {"PipelineError", "3rdPartyProviderError", "InternalServerError", "PollingTimeout"}
-)
-PERMANENT_ERRORS = frozenset(
-    {
-        "ImageLoadError",
-        "ContentModerationError",
-        "NSFWError",
-        "PoseError",
-        "InputValidationError",
-        "PhotoTypeError",
-        "ThirdPartyError",
-    }
-)
-KNOWN_ERRORS = RETRYABLE_ERRORS | PERMANENT_ERRORS
+# Runtime error names, and whether another attempt can help: one list for the whole
+# package (the API client reads KNOWN_ERRORS from here, the sandbox injects from it).
+from .runtime_errors import KNOWN_ERRORS as KNOWN_ERRORS
+from .runtime_errors import PERMANENT_ERRORS as PERMANENT_ERRORS
+from .runtime_errors import RETRYABLE_ERRORS as RETRYABLE_ERRORS
 
 # Failures the client itself declares; all of them may be retried.
 LOST = "NotFound"  # the API no longer knows the prediction id

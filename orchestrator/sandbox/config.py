@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.catalog import MODELS
+from orchestrator.runtime_errors import RUNTIME_ERRORS
 
 # Endpoints the sandbox serves; "cdn" is the output download route.
 ENDPOINTS = ("run", "status", "credits", "cdn")
@@ -42,8 +43,14 @@ class Limits:
         return {"run": self.run, "status": self.status, "credits": self.credits}.get(endpoint)
 
 
-RETRYABLE_ERRORS = ("PipelineError", "3rdPartyProviderError", "InternalServerError")
-PERMANENT_ERRORS = ("ImageLoadError", "PoseError", "ContentModerationError")
+# The names `Faults.failure` and `Faults.permanent_failure` draw from by default: the
+# package's one list of runtime errors (orchestrator.runtime_errors), in its order, split
+# by whether a retry can help. Every name the API reports today is in, PollingTimeout
+# included (the API reports it as a failure like any other). Left out: the older names
+# the API replaced (NSFWError, PhotoTypeError), since a rehearsal should meet what the API
+# sends now; a test that wants one names it in `*_errors`, `fail_models` or a marker.
+RETRYABLE_ERRORS = tuple(e.name for e in RUNTIME_ERRORS if e.retryable and not e.older_name_of)
+PERMANENT_ERRORS = tuple(e.name for e in RUNTIME_ERRORS if not e.retryable and not e.older_name_of)
 
 
 @dataclass(frozen=True)
@@ -192,3 +199,33 @@ def _check_span(name: str, span: tuple[float, float]) -> None:
 def _check_model(name: str, model: str) -> None:
     if model not in MODELS:
         raise ValueError(f"{name}: unknown model; known: {', '.join(MODELS)}")
+
+
+def from_options(
+    *,
+    windows: Mapping[str, Window | None],
+    concurrency: int,
+    latency: Mapping[str, tuple[float, float]],
+    rates: Mapping[str, float],
+    **fields: Any,
+) -> SandboxConfig:
+    """The config that `orchestrator sandbox`'s options describe: `windows` by endpoint
+    (run, status, credits), `concurrency` 0 for no cap, `rates` by option name
+    (failure_rate, permanent_failure_rate, error_as_string, http_500, drop, slow,
+    lost_answer), and every other SandboxConfig field as it is. ValueError if invalid."""
+    faults = Faults(
+        failure=rates["failure_rate"],
+        permanent_failure=rates["permanent_failure_rate"],
+        error_as_string=rates["error_as_string"],
+        http_500=rates["http_500"],
+        drop=rates["drop"],
+        slow=rates["slow"],
+        lost_answer=rates["lost_answer"],
+    )
+    limits = Limits(
+        run=windows["run"],
+        status=windows["status"],
+        credits=windows["credits"],
+        concurrency=concurrency or None,
+    )
+    return SandboxConfig(limits=limits, latency=latency, faults=faults, **fields)

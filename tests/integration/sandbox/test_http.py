@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -19,7 +20,8 @@ import httpx
 import pytest
 
 from orchestrator.models import fingerprint
-from orchestrator.sandbox import RETRYABLE_ERRORS, Faults, Limits, SandboxServer
+from orchestrator.outputs import extension as output_extension
+from orchestrator.sandbox import RETRYABLE_ERRORS, Faults, Limits, SandboxServer, images
 
 from .conftest import StartSandbox
 from .helpers import AUTH, ManualClock, api, job
@@ -312,7 +314,7 @@ def test_outputs_are_served_with_the_right_type(sandbox: StartSandbox, clock: Ma
     """Completed outputs are real PNG and MP4 files at /cdn, without auth, one per output."""
     server = sandbox(clock=clock, latency={"*": (1.0, 1.0)})
     with api(server) as client:
-        image = client.post("/run", json=job("tryon-max", num_images=3, output_format="jpeg"))
+        image = client.post("/run", json=job("tryon-max", num_images=3, output_format="png"))
         video = client.post("/run", json=job("image-to-video"))
         clock.advance(1.0)
         image_urls = client.get(f"/status/{image.json()['id']}").json()["output"]
@@ -328,6 +330,74 @@ def test_outputs_are_served_with_the_right_type(sandbox: StartSandbox, clock: Ma
     assert len({f.content for f in files}) == 3
     assert movie.headers["content-type"] == "video/mp4" and movie.content[4:12] == b"ftypisom"
     assert video_urls[0].endswith("/0.mp4")
+
+
+def check_jpeg(data: bytes) -> bytes:
+    """A baseline JPEG, 8x8 with three components, whose segments are well formed up to
+    the scan and whose entropy data is byte-stuffed; returns its COM segment."""
+    assert data[:3] == b"\xff\xd8\xff" and data[-2:] == b"\xff\xd9"
+    pos, segments = 2, {}
+    while data[pos + 1] != 0xDA:  # up to the start of scan
+        assert data[pos] == 0xFF
+        marker, (length,) = data[pos + 1], struct.unpack(">H", data[pos + 2 : pos + 4])
+        segments[marker] = data[pos + 4 : pos + 2 + length]
+        pos += 2 + length
+    assert set(segments) == {0xE0, 0xFE, 0xDB, 0xC0, 0xC4}
+    assert segments[0xE0].startswith(b"JFIF\x00")
+    assert struct.unpack(">BHHB", segments[0xC0][:6]) == (8, 8, 8, 3)  # SOF0: baseline
+    (sos_length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+    scan = data[pos + 2 + sos_length : -2]
+    assert scan and all(scan[i + 1] == 0 for i, b in enumerate(scan) if b == 0xFF)
+    return segments[0xFE]
+
+
+def test_jpeg_outputs_when_the_job_asks_for_jpeg(sandbox: StartSandbox, clock: ManualClock) -> None:
+    """output_format: jpeg serves real JPEG files at .jpg URLs as image/jpeg (data URIs
+    say image/jpeg too); a model without output_format keeps PNG."""
+    server = sandbox(clock=clock, latency={"*": (1.0, 1.0)})
+    with api(server) as client:
+        image = client.post("/run", json=job("tryon-max", num_images=2, output_format="jpeg"))
+        inline = client.post("/run", json=job("edit", output_format="jpeg", return_base64=True))
+        plain = client.post("/run", json=job("background-remove", output_format="jpeg"))
+        clock.advance(1.0)
+        urls = client.get(f"/status/{image.json()['id']}").json()["output"]
+        (uri,) = client.get(f"/status/{inline.json()['id']}").json()["output"]
+        (png_url,) = client.get(f"/status/{plain.json()['id']}").json()["output"]
+        files = [client.get(url) for url in urls]
+        wrong_extension = client.get(urls[0].removesuffix(".jpg") + ".png")
+    pid = image.json()["id"]
+    assert [url.rsplit("/", 1)[1] for url in urls] == ["0.jpg", "1.jpg"]
+    for index, response in enumerate(files):
+        assert response.headers["content-type"] == "image/jpeg"
+        assert check_jpeg(response.content) == f"0/{pid}/{index}".encode()
+        assert response.content == server.state.output_bytes(pid, index)
+        assert output_extension(response.content) == "jpg"
+    assert files[0].content != files[1].content
+    assert wrong_extension.status_code == 404
+    prefix = "data:image/jpeg;base64,"
+    assert uri.startswith(prefix)
+    check_jpeg(base64.b64decode(uri[len(prefix) :]))
+    assert png_url.endswith("/0.png")
+    assert [p.output_urls[0][-4:] for p in server.state.predictions() if p.output_urls] == [
+        ".jpg",
+        ".png",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("djpeg") is None, reason="needs djpeg (libjpeg-turbo-progs)")
+def test_jpeg_outputs_decode(tmp_path: Any) -> None:
+    """libjpeg decodes the sandbox's JPEGs to 8x8 pixels of one colour each."""
+    colours = set()
+    for n in range(20):
+        path = tmp_path / f"{n}.jpg"
+        path.write_bytes(images.jpeg_bytes(f"3/prediction-{n}/0"))
+        decoded = subprocess.run(["djpeg", "-pnm", str(path)], capture_output=True, check=True)
+        assert decoded.stderr == b""  # no warning about corrupt data
+        header, pixels = decoded.stdout[:11], decoded.stdout[-8 * 8 * 3 :]
+        assert header == b"P6\n8 8\n255\n"
+        assert len(set(zip(pixels[0::3], pixels[1::3], pixels[2::3], strict=True))) == 1
+        colours.add(pixels[:3])
+    assert len(colours) == 20
 
 
 def test_cdn_urls_expire(sandbox: StartSandbox, clock: ManualClock) -> None:

@@ -9,7 +9,16 @@ import pytest
 
 from orchestrator.catalog import MODELS, credits_for
 from orchestrator.models import fingerprint
-from orchestrator.sandbox import Faults, Limits, SandboxConfig, SandboxState, max_in_window
+from orchestrator.sandbox import (
+    PERMANENT_ERRORS,
+    RETRYABLE_ERRORS,
+    Faults,
+    Limits,
+    SandboxConfig,
+    SandboxState,
+    max_in_window,
+)
+from orchestrator.sandbox.config import from_options
 from orchestrator.sandbox.state import BadRequest, retry_headers, validate_run
 
 from .helpers import AUTH, ManualClock, example_inputs, job
@@ -181,7 +190,8 @@ def test_fail_marker_fails_the_first_k_submissions(clock: ManualClock) -> None:
 def test_rates_pick_names_from_the_right_list(clock: ManualClock) -> None:
     """Permanent and retryable failure rates draw names from their own lists."""
     for faults, names in (
-        (Faults(permanent_failure=1.0), {"ImageLoadError", "PoseError", "ContentModerationError"}),
+        (Faults(permanent_failure=1.0), set(PERMANENT_ERRORS)),
+        (Faults(failure=1.0), set(RETRYABLE_ERRORS)),
         (Faults(failure=1.0, retryable_errors=("PipelineError",)), {"PipelineError"}),
     ):
         state = make(clock, faults=faults, latency={"*": (0.0, 0.0)})
@@ -247,3 +257,29 @@ def test_config_rejects_nonsense(fields: dict[str, Any]) -> None:
     """SandboxConfig refuses impossible settings at construction."""
     with pytest.raises(ValueError):
         SandboxConfig(**fields)
+
+
+def test_command_options_map_to_the_config() -> None:
+    """`orchestrator sandbox`'s options: windows by endpoint, 0 lifts the cap, rates by
+    option name, every other field as given."""
+    rates = dict.fromkeys(
+        ("permanent_failure_rate", "error_as_string", "http_500", "drop", "slow"), 0.0
+    )
+    config = from_options(
+        windows={"run": (5, 1.0), "status": None, "credits": (30, 10.0)},
+        concurrency=0,
+        latency={"*": (1.0, 2.0)},
+        rates={**rates, "failure_rate": 0.25, "lost_answer": 0.5},
+        api_key="k",
+        seed=4,
+    )
+    assert config.limits == Limits(run=(5, 1.0), status=None, credits=(30, 10.0), concurrency=None)
+    assert (config.faults.failure, config.faults.lost_answer) == (0.25, 0.5)
+    assert (config.api_key, config.seed, config.latency) == ("k", 4, {"*": (1.0, 2.0)})
+    with pytest.raises(ValueError):
+        from_options(
+            windows=dict.fromkeys(("run", "status", "credits")),
+            concurrency=6,
+            latency={"*": (3.0, 2.0)},
+            rates={**rates, "failure_rate": 0.0, "lost_answer": 0.0},
+        )
