@@ -1,6 +1,7 @@
 """The paths nobody takes on purpose, with the real command as a subprocess: a second
-process on a running queue, SIGKILL during downloads, a disk that fills up, a retry
-after downloads failed. Each asserts on what the sandbox and the files recorded."""
+process on a running queue, SIGKILL during downloads, a disk that fills up. Each
+asserts on what the sandbox and the files recorded. (A retry after downloads failed
+is in integration/test_retry.py: through the CLI it waits out real backoffs.)"""
 
 from __future__ import annotations
 
@@ -127,28 +128,6 @@ def test_sigkill_during_downloads_leaves_no_partial_file(api, tmp_path: Path) ->
     uncertain = json.loads(cli("status", "--json", "--db", str(db)).stdout)["uncertain_attempts"]
     runs = server.state.runs_by_fingerprint()
     assert len(runs) == 30 and 30 <= sum(runs.values()) <= 30 + uncertain
-
-
-def test_retry_failed_after_download_failures_buys_nothing(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The CDN refuses every download during the run, then works: `resume
-    --retry-failed` downloads again, buys nothing, and every job completes."""
-    server, env = api
-    server.state.config = replace(
-        server.state.config, faults=Faults(http_500={"cdn": 1.0}), latency={"*": (1.0, 2.0)}
-    )
-    manifest = write_manifest(tmp_path / "catalog.csv", 5)
-    db, out = tmp_path / "q.db", tmp_path / "out"
-    common = ["--db", str(db), "--out", str(out), *LIMITS]
-    first = cli("submit", str(manifest), *common, env=env)
-    assert first.returncode == 1, first.stderr
-    server.state.config = replace(server.state.config, faults=Faults())
-    again = cli("resume", "--retry-failed", *common, env=env)
-    assert again.returncode == 0, again.stderr
-    assert len(server.state.predictions()) == 5
-    report = json.loads(cli("report", "--db", str(db)).stdout)
-    assert {job["state"] for job in report} == {"completed"}
-    assert all(len(job["outputs"]) == 1 for job in report)
-    assert cli("resume", *common, env=env).returncode == 0
 
 
 @pytest.fixture

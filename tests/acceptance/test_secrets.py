@@ -26,7 +26,7 @@ def leaked(text: str | bytes) -> bool:
     return needle in text
 
 
-@pytest.mark.parametrize("stray", ["\r", "\n", "\t", " ", "\r\n", " \t"], ids=repr)
+@pytest.mark.parametrize("stray", ["\r", "\n", "\t", " \r\n"], ids=repr)
 def test_a_key_with_surrounding_whitespace_is_stripped_and_never_leaks(  # type: ignore[no-untyped-def]
     sandbox, tmp_path: Path, stray: str
 ) -> None:
