@@ -19,6 +19,7 @@ import anyio
 import httpx
 
 from .config import check_api_key
+from .errors import HandledError
 from .logs import Redactor
 from .models import TERMINAL_STATUSES
 from .policy import KNOWN_ERRORS
@@ -26,7 +27,7 @@ from .policy import KNOWN_ERRORS
 log = logging.getLogger("orchestrator.api")
 
 
-class ApiError(Exception):
+class ApiError(HandledError):
     """An answer (or the lack of one) from the API that the engine must act on."""
 
     def __init__(self, message: str, *, status: int | None = None, name: str | None = None):

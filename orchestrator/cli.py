@@ -1,14 +1,14 @@
-"""The `orchestrator` command: parse, call, print. One place maps errors to exit codes:
-0 all completed; 1 finished with failed jobs; 2 invalid input or usage;
-3 stopped early and resumable (auth, out of credits, interrupted)."""
+"""The `orchestrator` command: parse, call, print. Errors become messages and exit codes
+in one place (exits.py): 0 all completed; 1 finished with failed jobs; 2 invalid input
+or usage; 3 stopped early and resumable; 4 internal error. The options shared by the
+commands are declared in options.py."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,23 +17,18 @@ import click
 from . import exits
 from . import report as reports
 from .config import (
-    DEFAULT_BASE_URL,
-    DEFAULT_DB,
-    DEFAULT_OUT,
-    RateLimit,
     Settings,
     raw_api_key,
-    read_api_key,
 )
 from .display import ProgressView, make_console, print_summary
 from .errors import StopRun, UsageError
 from .logs import Redactor, setup_logging, verbosity
 from .models import JobState
+from .options import db_option, parse_limit, run_options, target
 from .store import Store
 
 log = logging.getLogger("orchestrator")
 F = TypeVar("F", bound=Callable[..., Any])
-SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
 
 # User data (file names, ids, API messages) is printed verbatim: no markup, no emoji.
 stdout = make_console()
@@ -43,134 +38,6 @@ stderr = make_console(stderr=True)
 def _setup_logging(verbose: int) -> None:
     # Redact the key as set, stray whitespace and all: that is how httpx would quote it.
     setup_logging(verbose, console=stderr, secret=raw_api_key())
-
-
-# ---------------------------------------------------------------------- options
-
-
-def _db_option(f: F) -> F:
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=DEFAULT_DB,
-        envvar="ORCHESTRATOR_DB",
-        show_envvar=True,
-        show_default=True,
-        help="The SQLite queue.",
-    )(f)
-
-
-def _limit(_ctx: Any, param: click.Parameter, value: str | None) -> RateLimit | None:
-    if value is None or value.lower() == "none":
-        return None
-    return RateLimit.parse(value, option=f"--{param.name.replace('_', '-')}" if param.name else "")
-
-
-def _run_options(f: F) -> F:
-    options = [
-        click.option(
-            "--out",
-            envvar="ORCHESTRATOR_OUT",
-            show_envvar=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            default=DEFAULT_OUT,
-            show_default=True,
-            help="Outputs go to OUT/<batch>/<job-id>/<n>.<ext>.",
-        ),
-        click.option(
-            "--concurrency",
-            envvar="ORCHESTRATOR_CONCURRENCY",
-            show_envvar=True,
-            type=click.IntRange(1, 64),
-            default=6,
-            show_default=True,
-            help="Most predictions in flight at once (the API allows 6 per account).",
-        ),
-        click.option(
-            "--run-limit",
-            envvar="ORCHESTRATOR_RUN_LIMIT",
-            show_envvar=True,
-            default="50/60",
-            show_default=True,
-            callback=_limit,
-            help="Most POST /run requests in any window: N/SECONDS, or 'none'.",
-        ),
-        click.option(
-            "--status-limit",
-            envvar="ORCHESTRATOR_STATUS_LIMIT",
-            show_envvar=True,
-            default="50/10",
-            show_default=True,
-            callback=_limit,
-            help="Most GET /status requests in any window: N/SECONDS, or 'none'.",
-        ),
-        click.option(
-            "--max-attempts",
-            envvar="ORCHESTRATOR_MAX_ATTEMPTS",
-            show_envvar=True,
-            type=click.IntRange(1, 20),
-            default=3,
-            show_default=True,
-            help="Predictions per job before a retryable failure becomes final.",
-        ),
-        click.option(
-            "--polling",
-            type=click.Choice(["adaptive", "uniform"]),
-            default="adaptive",
-            show_default=True,
-            help="adaptive: ask about the prediction likeliest to be done; uniform: round robin.",
-        ),
-        click.option(
-            "--sandbox",
-            is_flag=True,
-            help="Run against an in-process FASHN sandbox: no API key, no credits spent.",
-        ),
-        click.option(
-            "--sandbox-scale",
-            type=click.FloatRange(min=0.001, max=10),
-            default=SANDBOX_SCALE,
-            show_default=True,
-            help="With --sandbox: multiplies every duration (latencies, windows).",
-        ),
-        click.option("--sandbox-seed", type=int, default=0, show_default=True, hidden=True),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _settings(opts: dict[str, Any], api_key: str = "") -> Settings:
-    return Settings(
-        base_url=os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
-        api_key=api_key,
-        out_dir=opts["out"],
-        concurrency=opts["concurrency"],
-        run_limit=opts["run_limit"],
-        status_limit=opts["status_limit"],
-        max_attempts=opts["max_attempts"],
-        polling=opts["polling"],
-    )
-
-
-@contextmanager
-def _target(opts: dict[str, Any]) -> Iterator[Settings]:
-    """The settings to run with: the real API (key required) or the sandbox."""
-    if opts["sandbox"]:
-        from .service import sandbox_settings
-
-        # The sandbox's own key is used: FASHN_API_KEY is neither read nor checked.
-        with sandbox_settings(
-            _settings(opts), time_scale=opts["sandbox_scale"], seed=opts["sandbox_seed"]
-        ) as sandboxed:
-            yield sandboxed
-        return
-    api_key = read_api_key()  # stripped, or refused if unprintable: before any request
-    if not api_key:
-        raise UsageError(
-            "FASHN_API_KEY is not set: export your API key (or use --sandbox to rehearse "
-            "against the local sandbox, or --queue-only to queue without running)"
-        )
-    yield _settings(opts, api_key)
 
 
 def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
@@ -216,8 +83,8 @@ def cli(verbose: int) -> None:
 @click.option("--batch", help="Batch name (default: the manifest's `batch:` or file name).")
 @click.option("--queue-only", is_flag=True, help="Validate and queue, but do not run.")
 @click.option("--replace", is_flag=True, help="Queue changed jobs (same id, new inputs) again.")
-@_db_option
-@_run_options
+@db_option
+@run_options
 def submit(
     manifest: Path, batch: str | None, queue_only: bool, replace: bool, db: Path, **opts: Any
 ) -> int:
@@ -225,8 +92,8 @@ def submit(
     from .service import check_outputs_writable, open_queue, queue_manifest
 
     # Everything that can refuse the run is checked before the first write.
-    target = nullcontext(None) if queue_only else _target(opts)
-    with target as settings, open_queue(db, create=True) as store:
+    settings_or_none = nullcontext(None) if queue_only else target(opts)
+    with settings_or_none as settings, open_queue(db, create=True) as store:
         if settings is not None:
             check_outputs_writable(settings.out_dir)
         result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
@@ -249,13 +116,13 @@ def submit(
     help="Run failed jobs again: downloaded again while their output URLs are valid, else"
     " predicted again.",
 )
-@_db_option
-@_run_options
+@db_option
+@run_options
 def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
     from .service import check_outputs_writable, open_queue, requeue_failed
 
-    with _target(opts) as settings, open_queue(db, create=False) as store:
+    with target(opts) as settings, open_queue(db, create=False) as store:
         batches = store.resolve_batches(batch) if batch else None
         check_outputs_writable(settings.out_dir)
         if retry_failed:
@@ -267,7 +134,7 @@ def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
 @cli.command()
 @click.argument("batch", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_db_option
+@db_option
 def status(batch: str | None, as_json: bool, db: Path) -> int:
     """How many jobs are queued, running, done and failed, and the credits spent."""
     store = Store(db, create=False)
@@ -287,7 +154,7 @@ def status(batch: str | None, as_json: bool, db: Path) -> int:
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-@_db_option
+@db_option
 def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
     store = Store(db, create=False)
@@ -299,7 +166,7 @@ def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
 
 
 def _window(value: str | None) -> tuple[int, float] | None:
-    limit = _limit(None, click.Option(["--limit"]), value)
+    limit = parse_limit(None, click.Option(["--limit"]), value)
     return (limit.count, limit.seconds) if limit else None
 
 

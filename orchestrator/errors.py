@@ -37,12 +37,13 @@ class Problem:
 
 
 class ProblemList(list[Problem]):
-    """A manifest's problems as listed (a reader stops listing past a cap), with what
+    """A manifest's problems as listed (past `limit` they are only counted), with what
     the listing leaves out. It is the one object a reader hands to the store, which
     adds the problems only SQL can find (duplicate ids) and raises ManifestError."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         super().__init__()
+        self.limit = limit  # None: list every problem
         self.unlisted = 0  # found but not listed: only counted
         # (id, line) of jobs refused for other problems whose id itself was valid, so
         # that a duplicate id is reported in the same run (bounded like the listing).
@@ -51,6 +52,24 @@ class ProblemList(list[Problem]):
     @property
     def total(self) -> int:
         return len(self) + self.unlisted
+
+    def add(self, problem: Problem) -> None:
+        """List `problem`, or only count it once `limit` problems are listed."""
+        if self.limit is None or len(self) < self.limit:
+            self.append(problem)
+        else:
+            self.unlisted += 1
+
+    def add_rejected(self, job_id: str, line: int) -> None:
+        """Remember a refused job's valid id for the store's duplicate check."""
+        if self.limit is None or len(self.rejected) < self.limit:
+            self.rejected.append((job_id, line))
+
+    def reset(self) -> None:
+        """Empty the listing, the count and the refused ids, in place."""
+        self.clear()
+        self.unlisted = 0
+        self.rejected = []
 
 
 class ManifestError(UsageError):
@@ -73,6 +92,13 @@ class ManifestError(UsageError):
 
 class ChangedJobError(UsageError):
     """A job id already queued now comes with other inputs."""
+
+
+class HandledError(OrchestratorError):
+    """An answer or a failure that the orchestrator acts on itself (an API error, a
+    failed download): one that escapes to the command line is a bug (exit 4)."""
+
+    exit_code = 4
 
 
 class StopRun(OrchestratorError):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import click
 from rich.console import Console
 
-from .errors import OrchestratorError, StopRun, UsageError
+from .errors import HandledError, OrchestratorError, StopRun, UsageError
 
 INTERRUPTED = StopRun.exit_code  # resumable
 USAGE = UsageError.exit_code
@@ -43,7 +43,7 @@ def _handle(exc: BaseException, console: Console, *, redact: Redact, verbose: in
     if any(isinstance(e, (KeyboardInterrupt, click.Abort)) for e in errors):
         _say(console, "interrupted: run `orchestrator resume` to continue", redact)
         return INTERRUPTED
-    bugs = [e for e in errors if not isinstance(e, OrchestratorError)]
+    bugs = [e for e in errors if not isinstance(e, OrchestratorError) or _escaped(e)]
     if bugs:
         if verbose:
             _say(console, "".join(traceback.format_exception(exc)).rstrip(), redact)
@@ -58,6 +58,11 @@ def _handle(exc: BaseException, console: Console, *, redact: Redact, verbose: in
     _say(console, "\n".join([str(first), *_causes(first)]), redact)
     _also(console, errors[1:], redact)
     return first.exit_code
+
+
+def _escaped(exc: OrchestratorError) -> bool:
+    """An error meant to be handled inside the run that reached the command line."""
+    return isinstance(exc, HandledError)
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -89,7 +94,7 @@ def _causes(exc: BaseException) -> Iterator[str]:
 
 def _describe(exc: BaseException) -> str:
     """Our own errors speak for themselves; others need their type to make sense."""
-    if isinstance(exc, OrchestratorError):
+    if isinstance(exc, OrchestratorError) and not _escaped(exc):
         return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

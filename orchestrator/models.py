@@ -45,14 +45,19 @@ class Location:
         return f"{self.file}:{self.line}"
 
 
+# One encoder for every call: json.dumps builds a new one each time, which a
+# million-row manifest notices. The same settings give the same text.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _encode(value)
 
 
 def fingerprint(model_name: str, inputs: Mapping[str, Any]) -> str:
-    """A stable hash of what a job asks for: same model and inputs, same fingerprint."""
-    digest = hashlib.sha256(canonical_json([model_name, inputs]).encode()).hexdigest()
-    return digest
+    """A stable hash of what a job asks for: same model and inputs, same fingerprint.
+    A manifest's derived job ids are its first hex digits."""
+    return hashlib.sha256(_encode([model_name, inputs]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

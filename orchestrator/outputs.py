@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import re
@@ -17,6 +15,9 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
+from .datauri import DataURIError, parse_data_uri
+from .errors import HandledError
+
 # A job id or batch name is used verbatim as one path component: validation allows
 # only these, so distinct ids are distinct folders (the mapping is injective).
 _COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
@@ -29,7 +30,7 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
-class OutputError(Exception):
+class OutputError(HandledError):
     """An output could not be fetched or saved. `retryable` says if trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool = True):
@@ -107,14 +108,16 @@ def check_writable(root: Path) -> None:
 
 def decode_data_uri(uri: str) -> tuple[bytes, str]:
     """The bytes and media type of a `data:<type>;base64,<payload>` URI."""
-    header, sep, payload = uri.partition(",")
-    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
-        raise OutputError("output is a data URI that is not base64", retryable=False)
-    mime = header[5:-7] or "application/octet-stream"
     try:
-        return base64.b64decode(payload, validate=True), mime
-    except (binascii.Error, ValueError):
-        raise OutputError("output data URI does not decode as base64", retryable=False) from None
+        mime, data = parse_data_uri(uri)
+    except DataURIError as exc:
+        message = (
+            "output data URI does not decode as base64"
+            if exc.payload
+            else "output is a data URI that is not base64"
+        )
+        raise OutputError(message, retryable=False) from None
+    return data, mime or "application/octet-stream"
 
 
 def extension(data: bytes) -> str:

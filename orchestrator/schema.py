@@ -1,5 +1,5 @@
 """The queue's tables. Migrations under migrations/ must produce exactly this
-schema (a test compares them); store.py is the only module that queries it."""
+schema (a test compares them); the store package is the only code that queries it."""
 
 from __future__ import annotations
 

@@ -216,3 +216,19 @@ def test_ctrl_c_inside_a_group_is_an_interruption(
     fail_with(monkeypatch, BaseExceptionGroup("tasks", [KeyboardInterrupt()]))
     assert run_main(tmp_path) == 3
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_an_api_error_that_escapes_the_run_is_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors the run handles itself (API answers, failed downloads) share the one
+    exception root; one that reaches the command line is a bug: exit 4, not exit 1."""
+    from orchestrator.api import Transient
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.outputs import OutputError
+
+    assert issubclass(Transient, OrchestratorError) and issubclass(OutputError, OrchestratorError)
+    fail_with(monkeypatch, ExceptionGroup("tasks", [Transient("GET /status/x timed out")]))
+    assert run_main(tmp_path) == 4
+    assert "internal error: Transient: GET /status/x timed out" in capsys.readouterr().err

@@ -246,3 +246,18 @@ def test_installing_adds_one_top_level_package() -> None:
     assert {p.split(".")[0] for p in setuptools["packages"]} == {"orchestrator"}
     assert setuptools["package-dir"] == {"orchestrator.migrations": "migrations"}
     assert "orchestrator.migrations.versions" in setuptools["packages"]
+
+
+def test_every_subpackage_is_packaged() -> None:
+    """Each folder of the package is in the wheel's package list (a folder left out
+    would be missing from an installed copy, though an editable one finds it)."""
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "orchestrator").rglob("__init__.py")
+    }
+    assert folders <= listed

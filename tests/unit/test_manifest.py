@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import manifest as manifest_module
 from orchestrator.errors import ManifestError
-from orchestrator.manifest import Manifest, read_manifest
+from orchestrator.manifest import Manifest, read_manifest, reading
+from orchestrator.manifest.images import LRU, ImageResolver, sniff
 from orchestrator.models import JobSpec, fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -523,7 +523,7 @@ def test_all_problems_are_listed_at_once(folder: Path) -> None:
 
 def test_problems_beyond_the_cap_are_counted(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_PROBLEMS only a count is kept, so a broken huge file stays readable."""
-    monkeypatch.setattr(manifest_module, "MAX_PROBLEMS", 3)
+    monkeypatch.setattr(reading, "MAX_PROBLEMS", 3)
     rows = "".join(f"background-remove,missing-{i}.png\n" for i in range(10))
     path = write(folder, "m.csv", "model_name,inputs.image\n" + rows)
     m, jobs = read_all(path)
@@ -794,13 +794,13 @@ def test_csv_large_file_iterates(folder: Path) -> None:
 def test_local_image_is_read_once_per_read(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows sharing a file (however spelled) read it once: the encoding is cached."""
     reads: list[str] = []
-    original = manifest_module._Images._read
+    original = ImageResolver._read
 
-    def counting(self: manifest_module._Images, value: str, path: str) -> object:
+    def counting(self: ImageResolver, value: str, path: str) -> object:
         reads.append(path)
         return original(self, value, path)
 
-    monkeypatch.setattr(manifest_module._Images, "_read", counting)
+    monkeypatch.setattr(ImageResolver, "_read", counting)
     rows = "".join(f"background-remove,{name}\n" for name in ["model.png", "./model.png"] * 500)
     path = write(folder, "m.csv", "model_name,inputs.image\n" + rows)
     _, jobs = read_all(path)
@@ -812,7 +812,7 @@ def test_local_image_is_read_once_per_read(folder: Path, monkeypatch: pytest.Mon
 
 def test_image_cache_is_bounded() -> None:
     """The cache evicts the least recently used entry past its item or size bound."""
-    cache = manifest_module._LRU(max_items=2, max_chars=100)
+    cache = LRU(max_items=2, max_chars=100)
     cache.put("a", ("x" * 10, "t", None))
     cache.put("b", ("x" * 10, "t", None))
     assert cache.get("a") is not None  # a is now the most recent
@@ -1075,4 +1075,4 @@ def test_example_images_are_small_real_images() -> None:
     for image in images:
         data = image.read_bytes()
         assert len(data) < 2048, image
-        assert manifest_module._sniff(data) in {"image/png", "image/jpeg"}, image
+        assert sniff(data) in {"image/png", "image/jpeg"}, image

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import manifest as manifest_module
 from orchestrator.errors import ManifestError, Problem
-from orchestrator.manifest import Manifest, read_manifest
+from orchestrator.manifest import Manifest, images, read_manifest, reading, values
 from orchestrator.service import queue_manifest
 from orchestrator.store import Store
+
 from .test_manifest import png_bytes
 
 MIB = 1024 * 1024
@@ -246,7 +246,7 @@ def test_image_size_limit_from_environment_and_argument(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ORCHESTRATOR_MAX_IMAGE_MB is read when the manifest is opened; the argument wins."""
-    assert manifest_module.MAX_IMAGE_MB == 25
+    assert images.MAX_IMAGE_MB == 25
     with open(folder / "big.png", "wb") as handle:
         handle.write(PNG_HEAD)
         handle.truncate(3 * MIB)
@@ -307,7 +307,7 @@ def test_jsonl_value_nested_deeper_than_the_limit_is_a_problem(folder: Path) -> 
     path.write_text(line + "]" * depth + "}}\n")
     problem = only(read(path))
     assert (problem.line, problem.field) == (1, "inputs.knob")
-    assert f"more than {manifest_module.MAX_NESTING} levels" in problem.message
+    assert f"more than {values.MAX_NESTING} levels" in problem.message
     assert submit(folder, path).problems == [problem]
 
 
@@ -416,7 +416,7 @@ def test_problem_total_is_true_past_the_listing_cap(folder: Path) -> None:
     rows = "".join(f"r{i},background-remove,urgent,model.png\n" for i in range(40_000))
     path = write(folder, "m.csv", "id,model_name,priority,inputs.image\n" + rows)
     m = read(path)
-    assert len(m.problems) == manifest_module.MAX_PROBLEMS == 1000
+    assert len(m.problems) == reading.MAX_PROBLEMS == 1000
     assert m.problem_count == 40_000
     assert all(p.field == "priority" for p in m.problems)
     error = submit(folder, path)
@@ -605,7 +605,7 @@ def test_repeated_defaults_problem_is_counted_once_past_the_cap(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bad default is one problem however many jobs it reaches, listed or not."""
-    monkeypatch.setattr(manifest_module, "MAX_PROBLEMS", 3)
+    monkeypatch.setattr(reading, "MAX_PROBLEMS", 3)
     own = "  - model_name: background-remove\n    inputs: {{image: missing-{}.png}}\n"
     defaulted = "  - model_name: tryon-max\n    inputs: {product_image: model.png}\n"
     jobs = "".join(own.format(i) for i in range(5)) + defaulted * 5

@@ -1,0 +1,248 @@
+"""The SQLite queue. Every query the orchestrator makes lives in this package, behind
+the facade `Store`, whose methods delegate to the module that runs them: ingest (with
+duplicates and blobs), queue, outputs, recovery, requests, journal or reads. Beneath
+them: connection (engine, transactions), sqlite (what only SQLite says), statements
+(Core, compiled once), records (what is handed out), messages (what people are told).
+
+Durability rules the engine relies on:
+- an attempt row (and its request log entry) is committed before `POST /run` is sent;
+- the prediction id and its credits are committed in the transaction that reads the answer;
+- a prediction's output URLs are committed with its completion, so a crash before the
+  download only means downloading later, never predicting again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from ..clock import SYSTEM, Clock
+from ..errors import OrchestratorError, Problem, UsageError
+from ..locking import queue_lock
+from ..models import JobSpec
+from . import ingest, messages, outputs, queue, reads, recovery, requests
+from .blobs import BLOB_THRESHOLD
+from .connection import Database, _current_revision, _migrations_dir, _newest_revision
+from .records import ClaimedJob, Flight, IngestResult, PendingOutput, Recovery
+
+_changed_message = messages.changed_jobs  # its name in the single-module store
+
+
+class Store:
+    """All persistence behind one class; migrates the database when it opens it."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        create: bool = True,
+        clock: Clock = SYSTEM,
+    ):
+        """Open (and migrate) the queue at `path`; with create=False, a missing file
+        is a UsageError and nothing is created. Every time the database records is
+        `clock`'s wall time; durable=False skips the disk sync before `POST /run`."""
+        self.path = Path(path)
+        if not create:
+            self.check_exists(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Database(self.path, durable=durable, clock=clock)
+
+    @property
+    def engine(self) -> Engine:
+        return self._db.engine
+
+    @property
+    def _conn(self) -> Connection | None:
+        """The store's own connection, once a transaction has opened it."""
+        return self._db.conn
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def check_exists(path: Path) -> None:
+        if not path.is_file():
+            raise UsageError(messages.no_queue(path))
+
+    def run_lock(self) -> AbstractContextManager[None]:
+        """Only one process may run the queue of a database at a time."""
+        return queue_lock(self.path)
+
+    def discard(self) -> None:
+        """Close and delete a database that this process has just created."""
+        self.close()
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(
+        self,
+        batch_id: str,
+        manifest: str,
+        specs: Iterable[JobSpec],
+        problems: list[Problem],
+        *,
+        replace: bool = False,
+    ) -> IngestResult:
+        """Queue a manifest's jobs in one transaction: all of them, or nothing."""
+        return ingest.ingest(self._db, batch_id, manifest, specs, problems, replace=replace)
+
+    # ------------------------------------------------------------------ recovery
+
+    def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
+        """Give failed jobs another chance (`--retry-failed`); returns how many."""
+        return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl)
+
+    def recover(self) -> Recovery:
+        """Put the queue back in order after a run that did not finish."""
+        return recovery.recover(self._db)
+
+    # ------------------------------------------------------------------ submit
+
+    def claim_next(
+        self, batches: Sequence[str] | None, *, log_request: bool = True
+    ) -> ClaimedJob | None:
+        """Take the next ready job and commit an attempt row for the `/run` about to go."""
+        return queue.claim_next(self._db, batches, log_request=log_request)
+
+    def has_ready(self, batches: Sequence[str] | None) -> bool:
+        return queue.has_ready(self._db, batches)
+
+    def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
+        return queue.queue_state(self._db, batches)
+
+    def record_refused(self, attempt_pk: int, request_pk: int) -> None:
+        queue.record_refused(self._db, attempt_pk, request_pk)
+
+    def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
+        return queue.resend(self._db, attempt_pk, log_request=log_request)
+
+    def record_accepted(
+        self, claimed: ClaimedJob, prediction_id: str, credits: int, request_pk: int
+    ) -> Flight:
+        return queue.record_accepted(self._db, claimed, prediction_id, credits, request_pk)
+
+    def record_rejected(
+        self,
+        claimed: ClaimedJob,
+        request_pk: int,
+        *,
+        error: str,
+        fail_job: bool,
+        not_before: float | None = None,
+    ) -> None:
+        queue.record_rejected(
+            self._db, claimed, request_pk, error=error, fail_job=fail_job, not_before=not_before
+        )
+
+    def record_lost(
+        self, claimed: ClaimedJob, request_pk: int, *, error: str, not_before: float | None
+    ) -> None:
+        queue.record_lost(self._db, claimed, request_pk, error=error, not_before=not_before)
+
+    # ------------------------------------------------------------------ poll
+
+    def record_status(self, attempt_pk: int, status: str) -> None:
+        queue.record_status(self._db, attempt_pk, status)
+
+    def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
+        return queue.record_completed(self._db, flight, urls)
+
+    def record_failed(
+        self,
+        flight: Flight,
+        *,
+        name: str,
+        message: str,
+        refund: bool,
+        retry: bool,
+        not_before: float | None = None,
+    ) -> int:
+        """A prediction failed: its charge is refunded. Returns the credits refunded."""
+        return queue.record_failed(
+            self._db,
+            flight,
+            name=name,
+            message=message,
+            refund=refund,
+            retry=retry,
+            not_before=not_before,
+        )
+
+    # ------------------------------------------------------------------ download
+
+    def pending_outputs(self, job_pk: int) -> list[PendingOutput]:
+        return outputs.pending_outputs(self._db, job_pk)
+
+    def record_saved(
+        self, output: PendingOutput, *, path: str, sha256: str, size: int, url: str
+    ) -> bool:
+        """Record a saved output; True when it was its attempt's last one."""
+        return outputs.record_saved(self._db, output, path=path, sha256=sha256, size=size, url=url)
+
+    def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
+        outputs.record_download_failed(self._db, output, error, final=final)
+
+    # ------------------------------------------------------------------ request log
+
+    def log_request(self, endpoint: str) -> int:
+        return requests.log_request(self._db, endpoint)
+
+    def finish_request(self, request_pk: int) -> None:
+        requests.finish_request(self._db, request_pk)
+
+    def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
+        return requests.recent_requests(self._db, endpoint, since)
+
+    # ------------------------------------------------------------------ reading
+
+    def batch_ids(self) -> list[str]:
+        return reads.batch_ids(self._db)
+
+    def resolve_batches(self, batch: str | None) -> list[str]:
+        """The named batch (checked to exist), or every batch when none is named."""
+        return reads.resolve_batches(self._db, batch)
+
+    def state_counts(self, batches: Sequence[str] | None) -> dict[str, int]:
+        return reads.state_counts(self._db, batches)
+
+    def progress(self, batches: Sequence[str] | None) -> tuple[dict[str, int], int]:
+        return reads.progress(self._db, batches)
+
+    def credits_total(self, batches: Sequence[str] | None) -> int:
+        return reads.credits_total(self._db, batches)
+
+    def uncertain_count(self, batches: Sequence[str] | None) -> int:
+        return reads.uncertain_count(self._db, batches)
+
+    def failure_reasons(
+        self, batches: Sequence[str] | None, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        return reads.failure_reasons(self._db, batches, limit)
+
+    def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+        """One dict per job, with its attempts and outputs, in queue order."""
+        return reads.iter_report(self._db, batches)
+
+
+__all__ = [
+    "BLOB_THRESHOLD",
+    "ClaimedJob",
+    "Flight",
+    "IngestResult",
+    "OrchestratorError",
+    "PendingOutput",
+    "Recovery",
+    "Store",
+    "_changed_message",
+    "_current_revision",
+    "_migrations_dir",
+    "_newest_revision",
+]

@@ -1,0 +1,113 @@
+"""The database: one engine, one long-lived connection, the schema migrated on open,
+and transactions (the durable ones synced to disk before they return)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    column,
+    create_engine,
+    event,
+    inspect,
+    select,
+    table,
+)
+
+from ..clock import Clock
+from ..errors import OrchestratorError
+from . import messages, sqlite
+
+
+def _migrations_dir() -> Path:
+    """The alembic scripts: in a checkout beside the package, installed inside it
+    (as `orchestrator.migrations`)."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "migrations", package / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    spec = importlib.util.find_spec("orchestrator.migrations")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "env.py").exists():
+            return Path(location)
+    raise OrchestratorError(messages.MIGRATIONS_MISSING)
+
+
+def _newest_revision(scripts: Path) -> str:
+    """Migrations are named `NNNN_what.py` with revision id `NNNN`, in order."""
+    names = sorted(p.name for p in (scripts / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return names[-1][:4] if names else ""
+
+
+_alembic_version = table("alembic_version", column("version_num"))
+
+
+def _current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):  # a new database
+        return None
+    return conn.execute(select(_alembic_version.c.version_num)).scalar()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a no-op costs one query."""
+    scripts = _migrations_dir()
+    with engine.begin() as conn:
+        if _current_revision(conn) == _newest_revision(scripts):
+            return
+        # Imported here: alembic takes longer to import than `status` takes to run.
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(scripts))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    """The engine, the store's own connection, and the clock whose wall time is
+    every time the database records."""
+
+    def __init__(self, path: Path, *, durable: bool, clock: Clock):
+        self.path = path
+        self.clock = clock
+        self.engine: Engine = create_engine(sqlite.url(str(path)))
+        event.listen(self.engine, "connect", sqlite.on_connect)
+        self.conn: Connection | None = None
+        self._sync_durable = durable
+        migrate(self.engine)
+
+    @contextmanager
+    def tx(self, *, durable: bool = False) -> Iterator[Connection]:
+        """One transaction on the store's own connection (kept open: the scheduler
+        commits several times per job, and a pool checkout each time costs more
+        than the statements).
+
+        `durable` transactions are synced to disk before they return, so that they
+        survive a power cut. Only the attempt row written before `POST /run` needs
+        that: losing it would hide a possible double charge. Losing any later write
+        to a power cut (never to a crash) only means asking or downloading again.
+        """
+        if self.conn is None:
+            self.conn = self.engine.connect()
+        conn = self.conn
+        sync = durable and self._sync_durable
+        if sync:
+            sqlite.synchronous(conn, full=True)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if sync:
+                sqlite.synchronous(conn, full=False)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.engine.dispose()

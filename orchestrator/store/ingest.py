@@ -1,0 +1,178 @@
+"""Queueing a manifest: its jobs staged, checked (duplicate ids, changed inputs), then
+written in one set-based step; all of them, or (on any problem) nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Float,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from .. import schema as t
+from ..errors import ChangedJobError, ManifestError, Problem, ProblemList
+from ..models import JobSpec, JobState
+from . import blobs, duplicates, journal, messages, sqlite
+from .connection import Database
+from .records import IngestResult
+from .sqlite import staging as s
+from .statements import Prepared
+
+_INGEST_CHUNK = 5_000  # staged rows per executemany
+
+_j = t.jobs
+_BATCH = bindparam("batch", type_=String)
+_NOW = bindparam("now", type_=Float)
+_CHANGED = Prepared(
+    select(s.c.job_id, s.c.line, _j.c.state)
+    .join(_j, and_(_j.c.batch_id == _BATCH, _j.c.job_id == s.c.job_id))
+    .where(_j.c.fingerprint != s.c.fingerprint)
+    .order_by(s.c.seq)
+)
+_ADD_BATCH = Prepared(
+    sqlite.insert_or_ignore(t.batches, "id", "manifest", "created_at", "updated_at")
+)
+_TOUCH_BATCH = Prepared(
+    update(t.batches)
+    .where(t.batches.c.id == _BATCH)
+    .values(manifest=bindparam("manifest"), updated_at=_NOW)
+)
+# Changed jobs (--replace) start over with the new inputs.
+_REPLACE = Prepared(
+    update(_j)
+    .where(_j.c.batch_id == _BATCH, _j.c.job_id == s.c.job_id, _j.c.fingerprint != s.c.fingerprint)
+    .values(
+        model_name=s.c.model_name,
+        inputs=s.c.inputs,
+        fingerprint=s.c.fingerprint,
+        priority=s.c.priority,
+        state=JobState.QUEUED,
+        failures=0,
+        not_before=None,
+        error=None,
+        updated_at=_NOW,
+    )
+)
+# New jobs, in manifest order: their pks break ties between equal priorities.
+_queued = t.jobs.alias("j")
+_new_jobs = (
+    select(
+        _BATCH,
+        s.c.job_id,
+        s.c.priority,
+        s.c.model_name,
+        s.c.inputs,
+        s.c.fingerprint,
+        literal(JobState.QUEUED.value),
+        literal(0),
+        literal(0),
+        _NOW,
+        _NOW,
+    )
+    .where(~exists().where(_queued.c.batch_id == _BATCH, _queued.c.job_id == s.c.job_id))
+    .order_by(s.c.seq)
+)
+_ADD_JOBS = Prepared(
+    insert(_j).from_select(
+        ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "state"]
+        + ["failures", "credits", "created_at", "updated_at"],
+        _new_jobs,
+    )
+)
+_STAGED = Prepared(select(func.count()).select_from(s))
+
+
+def ingest(
+    db: Database,
+    batch_id: str,
+    manifest: str,
+    specs: Iterable[JobSpec],
+    problems: list[Problem],
+    *,
+    replace: bool = False,
+) -> IngestResult:
+    """Queue a manifest's jobs in one transaction: all of them, or nothing.
+
+    `problems` is the manifest reader's list, filled while `specs` is consumed;
+    duplicate ids are found here, with SQL, so memory does not grow with the file.
+    A reader's ProblemList also says how many problems it did not list, and the
+    ids of the jobs it refused, whose duplicates are then reported in this run too.
+    """
+    now = db.clock.wall()
+    with db.tx() as conn:
+        _stage(conn, specs)
+        _refuse_problems(conn, manifest, batch_id, problems)
+        replaced = _check_changed(conn, manifest, batch_id, replace=replace)
+        added, total = _write(conn, batch_id, manifest, now)
+        message = f"{added} added, {replaced} replaced"
+        journal.event(conn, db.clock.wall(), batch_id, None, "submit", message)
+    return IngestResult(batch_id, added, total - added - replaced, replaced)
+
+
+def _stage(conn: Connection, specs: Iterable[JobSpec]) -> None:
+    """Every spec into staging, in chunks: one row each, inputs slimmed of blobs."""
+    sqlite.open_staging(conn)
+    digests: dict[str, str] = {}
+    chunk: list[tuple[Any, ...]] = []
+    for spec in specs:
+        inputs = blobs.slim(conn, spec.inputs, digests)
+        # Hashing the slim inputs (blobs by digest) identifies the job as well as
+        # the full ones, without rehashing a shared photo for every row.
+        fingerprint = hashlib.sha256(f"{spec.model_name}\n{inputs}".encode()).hexdigest()
+        line = spec.location.line if spec.location else None
+        chunk.append((spec.id, spec.model_name, inputs, fingerprint, spec.priority, line))
+        if len(chunk) >= _INGEST_CHUNK:
+            sqlite.stage(conn, chunk)
+            chunk.clear()
+    if chunk:
+        sqlite.stage(conn, chunk)
+
+
+def _refuse_problems(
+    conn: Connection, manifest: str, batch_id: str, problems: list[Problem]
+) -> None:
+    """ManifestError (the transaction rolls back) if the reader or the ids found any."""
+    report = problems if isinstance(problems, ProblemList) else None
+    if report is not None and report.rejected:
+        # Only ever with problems, so rolled back below: never queued.
+        sqlite.stage_refused(conn, report.rejected)
+    clashes, clash_total = duplicates.find(conn, manifest, batch_id)
+    total = (len(problems) if report is None else report.total) + clash_total
+    if total:
+        listed = sorted([*problems, *clashes], key=lambda p: p.line or 0)
+        raise ManifestError(listed, total)
+
+
+def _check_changed(conn: Connection, manifest: str, batch_id: str, *, replace: bool) -> int:
+    """How many staged jobs are queued with other inputs; ChangedJobError unless they
+    may be replaced (with --replace, and none of them in flight)."""
+    changed = _CHANGED(conn, batch=batch_id).all()
+    if changed and not replace:
+        raise ChangedJobError(messages.changed_jobs(manifest, batch_id, changed))
+    busy = [c for c in changed if c.state in (JobState.RUNNING, JobState.DOWNLOADING)]
+    if busy:
+        raise ChangedJobError(messages.jobs_in_flight([c.job_id for c in busy[:10]]))
+    return len(changed)
+
+
+def _write(conn: Connection, batch_id: str, manifest: str, now: float) -> tuple[int, int]:
+    """The batch, the replaced jobs and the new ones; returns (added, staged)."""
+    _ADD_BATCH(conn, id=batch_id, manifest=manifest, created_at=now, updated_at=now)
+    _TOUCH_BATCH(conn, batch=batch_id, manifest=manifest, now=now)
+    _REPLACE(conn, batch=batch_id, now=now)
+    added = _ADD_JOBS(conn, batch=batch_id, now=now).rowcount
+    staged = _STAGED(conn).scalar_one()
+    sqlite.clear_staging(conn)
+    return int(added), int(staged)

@@ -1,0 +1,35 @@
+"""The append-only records: events (what happened to jobs) and the credit ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from .. import schema as t
+from .statements import Prepared, inserting
+
+_EVENT = Prepared(inserting(t.events, "at", "batch_id", "job_pk", "kind", "message"))
+_LEDGER = Prepared(
+    inserting(t.ledger, "job_pk", "attempt_pk", "prediction_id", "credits", "kind", "at")
+)
+
+
+def event(
+    conn: Connection, at: float, batch_id: str | None, job_pk: int | None, kind: str, message: str
+) -> None:
+    _EVENT(conn, at=at, batch_id=batch_id, job_pk=job_pk, kind=kind, message=message)
+
+
+def ledger(
+    conn: Connection, job_pk: int, attempt_pk: int, prediction_id: str, credits: int, at: float
+) -> None:
+    """One credit movement: a charge (positive) or a refund (negative)."""
+    kind = "charge" if credits > 0 else "refund"
+    _LEDGER(
+        conn,
+        job_pk=job_pk,
+        attempt_pk=attempt_pk,
+        prediction_id=prediction_id,
+        credits=credits,
+        kind=kind,
+        at=at,
+    )

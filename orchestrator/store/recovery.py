@@ -1,0 +1,139 @@
+"""After a run that did not finish, and for `--retry-failed`: the queue put back in
+order, and failed jobs given another chance (downloaded again when they can be)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Float, bindparam, select, update
+
+from .. import schema as t
+from ..models import AttemptState, JobState
+from . import queue
+from .connection import Database
+from .outputs import of_current_attempt
+from .records import Flight, Recovery
+from .statements import Prepared, Scoped
+
+_j, _a, _o = t.jobs, t.attempts, t.outputs
+_NOW = bindparam("now", type_=Float)
+
+_DROP_UNSENT = Prepared(
+    _a.delete().where(_a.c.state == AttemptState.PENDING, _a.c.sent_at.is_(None))
+)
+_UNANSWERED = Prepared(select(_a.c.pk, _a.c.job_pk).where(_a.c.state == AttemptState.PENDING))
+# A running job whose attempt is not in flight has nothing to wait for.
+_IDLE = Prepared(
+    update(_j)
+    .where(
+        _j.c.state == JobState.RUNNING,
+        _j.c.pk.not_in(select(_a.c.job_pk).where(_a.c.state == AttemptState.SUBMITTED)),
+    )
+    .values(state=JobState.QUEUED, updated_at=_NOW)
+)
+_IN_FLIGHT = Prepared(
+    select(
+        *(_a.c.pk, _a.c.job_pk, _a.c.prediction_id, _a.c.accepted_at),
+        *(_j.c.batch_id, _j.c.job_id, _j.c.model_name, _j.c.failures),
+    )
+    .join(_j, _j.c.pk == _a.c.job_pk)
+    .where(_a.c.state == AttemptState.SUBMITTED)
+    .order_by(_a.c.accepted_at)
+)
+_DOWNLOADING = Prepared(select(_j.c.pk).where(_j.c.state == JobState.DOWNLOADING))
+
+# Failed jobs whose current attempt completed but whose outputs were not all saved.
+_undownloaded = (
+    select(_j.c.pk)
+    .distinct()
+    .join(_o, _o.c.job_pk == _j.c.pk)
+    .join(_a, _a.c.pk == _o.c.attempt_pk)
+    .where(_j.c.state == JobState.FAILED, _o.c.state == "failed", of_current_attempt())
+)
+_UNDOWNLOADED = Scoped(_undownloaded)
+_UNDOWNLOADED_SINCE = Scoped(_undownloaded.where(_a.c.accepted_at >= bindparam("since")))
+_RETRY_OUTPUTS = Prepared(
+    update(_o)
+    .where(_o.c.job_pk == bindparam("job"), _o.c.state == "failed", of_current_attempt())
+    .values(state="pending", tries=0, error=None)
+)
+_REDOWNLOAD = Prepared(
+    update(_j)
+    .where(_j.c.pk == bindparam("job"))
+    .values(state=JobState.DOWNLOADING, error=None, updated_at=_NOW)
+)
+_REQUEUE_FAILED = Scoped(
+    update(_j)
+    .where(_j.c.state == JobState.FAILED)
+    .values(state=JobState.QUEUED, failures=0, error=None, not_before=None)
+)
+
+
+def recover(db: Database) -> Recovery:
+    """Put the queue back in order after a run that did not finish.
+
+    Every batch is recovered: predictions of any batch hold account slots, so
+    they are polled (and their outputs saved) whichever batch is being run.
+
+    Attempts with a prediction id are polled, never resent. An attempt that was
+    sent but has no id may or may not have created a prediction: its job is
+    queued again and the attempt is marked uncertain, which the report shows.
+    """
+    now = db.clock.wall()
+    with db.tx() as conn:
+        unsent = _DROP_UNSENT(conn).rowcount
+        lost = _UNANSWERED(conn).all()
+        for attempt_pk, job_pk in lost:
+            queue.mark_lost(conn, now, attempt_pk, job_pk, "the process stopped before the answer")
+        _IDLE(conn, now=now)
+        flights = _in_flight(conn, now)
+        downloads = list(_DOWNLOADING(conn).scalars())
+        # Jobs whose downloads failed earlier get another chance without a new prediction.
+        failed_downloads = redownload_failed(conn, None, None, now)
+    return Recovery(flights, downloads + failed_downloads, len(lost), unsent)
+
+
+def _in_flight(conn: Connection, now: float) -> list[Flight]:
+    return [
+        Flight(
+            job_pk=r.job_pk,
+            batch_id=r.batch_id,
+            job_id=r.job_id,
+            model_name=r.model_name,
+            attempt_pk=r.pk,
+            prediction_id=r.prediction_id,
+            accepted_at=r.accepted_at or now,
+            failures=r.failures,
+        )
+        for r in _IN_FLIGHT(conn)
+    ]
+
+
+def requeue_failed(db: Database, batches: Sequence[str] | None, *, url_ttl: float) -> int:
+    """Give failed jobs another chance (`--retry-failed`); returns how many.
+
+    A job whose prediction completed and whose output URLs are surely still
+    valid (accepted less than `url_ttl` seconds ago) is only downloaded again,
+    never bought again; every other failed job gets a fresh set of attempts.
+    """
+    now = db.clock.wall()
+    with db.tx() as conn:
+        downloads = redownload_failed(conn, batches, now - url_ttl, now)
+        return len(downloads) + int(_REQUEUE_FAILED(conn, batches).rowcount)
+
+
+def redownload_failed(
+    conn: Connection, batches: Sequence[str] | None, accepted_since: float | None, now: float
+) -> list[int]:
+    """Failed jobs whose current attempt completed but whose outputs were not all
+    saved go back to downloading; returns their pks. With `accepted_since`, only
+    predictions accepted since then: older URLs may have expired."""
+    if accepted_since is None:
+        found = _UNDOWNLOADED(conn, batches)
+    else:
+        found = _UNDOWNLOADED_SINCE(conn, batches, since=accepted_since)
+    pks = [int(pk) for pk in found.scalars()]
+    for pk in pks:
+        _RETRY_OUTPUTS(conn, job=pk)
+        _REDOWNLOAD(conn, job=pk, now=now)
+    return pks
