@@ -67,17 +67,17 @@ def is_folder_name(name: str) -> bool:
     return _COMPONENT.fullmatch(name) is not None and not name.endswith(".")
 
 
-def output_path(root: Path, batch_id: str, job_id: str, index: int, ext: str) -> Path:
-    """OUT/<batch>/<job id>/<index>.<ext>, with batch and id verbatim (never rewritten,
-    so that two ids can never share a folder)."""
+def job_folder(root: Path, batch_id: str, job_id: str) -> Path:
+    """OUT/<batch>/<job id>, with batch and id verbatim (never rewritten, so that two
+    ids can never share a folder)."""
     for name in (batch_id, job_id):
         if not _COMPONENT.fullmatch(name):  # ids queued before trailing dots were refused
             raise OutputError(f"{name!r} cannot name an output folder", retryable=False)
-    return root / batch_id / job_id / f"{index}.{ext}"
+    return root / batch_id / job_id
 
 
-def job_folder(root: Path, batch_id: str, job_id: str) -> Path:
-    return output_path(root, batch_id, job_id, 0, "x").parent
+def output_path(root: Path, batch_id: str, job_id: str, index: int, ext: str) -> Path:
+    return job_folder(root, batch_id, job_id) / f"{index}.{ext}"
 
 
 def remove_partials(folder: Path) -> int:

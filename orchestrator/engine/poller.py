@@ -77,8 +77,7 @@ class Poller:
         if cand is None and math.isfinite(wake) and full_at > now:
             # Something is scheduled: look again when budget would start being lost.
             wake = min(wake, full_at)
-        # Never a wake-up in the past: that would loop without waiting.
-        return cand, max(wake, now + 1e-3) if cand is None else wake
+        return cand, wake
 
     async def _poll(self, slot: Slot, ticket: Ticket) -> None:
         state, cand = self.state, slot.cand

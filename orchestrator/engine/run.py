@@ -75,6 +75,9 @@ class Engine:
             settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
         )
         self._transport = transport
+        # Few connections: httpcore scans its whole pool on every request, so a pool
+        # larger than the requests that can usefully be under way costs CPU for nothing.
+        self._connections = min(settings.concurrency + 4, 12)
         self._blocking = blocking
         self._started = 0.0
         self._finished_before = 0  # jobs of `batches` already terminal when the run began
@@ -134,9 +137,6 @@ class Engine:
         """The API client (it carries the key) and the outputs client (it never does)."""
         s = self.settings
         timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
-        # Few connections: httpcore scans its whole pool on every request, so a pool
-        # larger than the requests that can usefully be under way costs CPU for nothing.
-        self._connections = min(s.concurrency + 4, 12)
         options: dict[str, Any] = {"timeout": timeout}
         if self._transport is not None:
             options["transport"] = self._transport

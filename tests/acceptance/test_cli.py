@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sandbox import SandboxServer
+from .conftest import SCALE, SECRET
 
-SECRET = "sk-live-SECRET-0123456789abcdef"
-SCALE = 0.02
 LIMITS = ["--run-limit", f"50/{60 * SCALE:g}", "--status-limit", f"50/{10 * SCALE:g}"]
 
 
@@ -52,13 +50,6 @@ def write_manifest(path: Path, n: int, seconds: str = "") -> Path:
         lines.append(f"sku-{i},background-remove,https://cdn.example/sku-{i}.png{marker}")
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-@pytest.fixture
-def api(sandbox) -> tuple[SandboxServer, dict[str, str]]:  # type: ignore[no-untyped-def]
-    """A sandbox with a secret-looking key, and the environment that points at it."""
-    server = sandbox(api_key=SECRET, latency={"*": (10.0, 20.0)}, time_scale=SCALE)
-    return server, {"FASHN_API_KEY": SECRET, "FASHN_BASE_URL": server.base_url}
 
 
 def submitted_attempts(db: Path) -> int:

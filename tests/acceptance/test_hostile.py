@@ -20,9 +20,7 @@ import pytest
 
 from orchestrator.sandbox import Faults
 
-from .test_cli import LIMITS, api, cli, spawn, submitted_attempts, write_manifest
-
-__all__ = ["api"]  # the fixture, shared with test_cli
+from .test_cli import LIMITS, cli, spawn, submitted_attempts, write_manifest
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
