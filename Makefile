@@ -22,8 +22,9 @@ demo: $(STAMP)
 	echo "Outputs: ./outputs/   Report: ./outputs/report.json   Queue: ./demo.db"; \
 	exit $$code
 
+# One worker per core: most tests wait on a sandbox's scaled clock or a subprocess.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator tests migrations
