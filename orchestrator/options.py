@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import DEFAULT_BASE_URL, DEFAULT_DB, DEFAULT_OUT, RateLimit, Settings, read_api_key
+from .config import (
+    API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_DB,
+    DEFAULT_OUT,
+    RateLimit,
+    Settings,
+    read_api_key,
+)
 from .errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,9 +114,9 @@ def run_options(f: F) -> F:
     return f
 
 
-def settings_from(opts: dict[str, Any], api_key: str = "") -> Settings:
+def settings_from(opts: dict[str, Any], api_key: str = "", base_url: str | None = None) -> Settings:
     return Settings(
-        base_url=os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=base_url or os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
         api_key=api_key,
         out_dir=opts["out"],
         concurrency=opts["concurrency"],
@@ -120,8 +128,11 @@ def settings_from(opts: dict[str, Any], api_key: str = "") -> Settings:
 
 
 @contextmanager
-def target(opts: dict[str, Any]) -> Iterator[Settings]:
-    """The settings to run with: the real API (key required) or the sandbox."""
+def target(
+    opts: dict[str, Any], *, api_key: str | None = None, base_url: str | None = None
+) -> Iterator[Settings]:
+    """The settings to run with: the real API (key required) or the sandbox. The key
+    and the API root are FASHN_API_KEY and FASHN_BASE_URL unless given."""
     if opts["sandbox"]:
         from .service import sandbox_settings  # the sandbox: not needed to run the real API
 
@@ -131,10 +142,11 @@ def target(opts: dict[str, Any]) -> Iterator[Settings]:
         ) as sandboxed:
             yield sandboxed
         return
-    api_key = read_api_key()  # stripped, or refused if unprintable: before any request
+    # Stripped, or refused if unprintable: before any request.
+    api_key = read_api_key() if api_key is None else read_api_key({API_KEY_ENV: api_key})
     if not api_key:
         raise UsageError(
             "FASHN_API_KEY is not set: export your API key (or use --sandbox to rehearse "
             "against the local sandbox, or --queue-only to queue without running)"
         )
-    yield settings_from(opts, api_key)
+    yield settings_from(opts, api_key, base_url)
