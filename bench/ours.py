@@ -52,7 +52,7 @@ def run_ours(regime: Regime, *, polling: str = "adaptive") -> RegimeRun:
     ):
         store = Store(Path(tmp) / "queue.db")
         try:
-            store.ingest(BATCH, "bench", regime.job_specs(), [])
+            store.ingest(BATCH, "bench", regime.job_specs())
             base = Settings(out_dir=Path(tmp) / "out", api_key=server.config.api_key)
             settings = replace(base, polling=polling).scaled(regime.scale)
             settings = replace(settings, base_url=server.base_url)

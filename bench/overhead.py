@@ -78,7 +78,7 @@ def run_engine(
     """Queue `jobs` fresh jobs and time Engine.run() over them."""
     store = Store(tmp / f"{tag}.db")
     try:
-        store.ingest(BATCH, "bench", job_specs(jobs, tag), [])
+        store.ingest(BATCH, "bench", job_specs(jobs, tag))
         settings = Settings(
             base_url=sandbox.base_url,
             api_key="sandbox",

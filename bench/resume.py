@@ -52,11 +52,11 @@ def cpu_per_job(sandbox: SandboxProcess, tmp: Path, jobs: int) -> tuple[float, f
     """(fresh CPU ms/job, resumed CPU ms/job, jobs finished by the resumed run)."""
     settings = _settings(sandbox, tmp / "out")
     fresh_store = Store(tmp / "fresh.db")
-    fresh_store.ingest("fresh", "bench", job_specs(jobs, "fresh"), [])
+    fresh_store.ingest("fresh", "bench", job_specs(jobs, "fresh"))
     fresh = _run(Engine(fresh_store, settings, batches=["fresh"]), jobs) / jobs
 
     store = Store(tmp / "resumed.db")
-    store.ingest("resumed", "bench", job_specs(jobs, "resumed"), [])
+    store.ingest("resumed", "bench", job_specs(jobs, "resumed"))
     first = Engine(
         store,
         settings,

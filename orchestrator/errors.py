@@ -36,6 +36,20 @@ class Problem:
         return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
+# A broken million-row file should not build a million-line report: past this many
+# problems a ProblemList keeps only a count.
+MAX_LISTED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedJob:
+    """A manifest's job refused for the problems listed before it; its id is valid,
+    so that the queue still checks it for duplicates and reports them in the same run."""
+
+    id: str
+    line: int
+
+
 class ProblemList(list[Problem]):
     """A manifest's problems as listed (past `limit` they are only counted), with what
     the listing leaves out. It is the one object a reader hands to the store, which

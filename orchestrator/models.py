@@ -59,10 +59,30 @@ def canonical_json(value: Any) -> str:
     return _encode(value)
 
 
-def fingerprint(model_name: str, inputs: Mapping[str, Any]) -> str:
-    """A stable hash of what a job asks for: same model and inputs, same fingerprint.
-    A manifest's derived job ids are its first hex digits."""
-    return hashlib.sha256(_encode([model_name, inputs]).encode()).hexdigest()
+def content_token(uri: str) -> str:
+    """What stands for a data URI in a fingerprint: its sha256."""
+    return "sha256:" + hashlib.sha256(uri.encode()).hexdigest()
+
+
+def fingerprint(
+    model_name: str, inputs: Mapping[str, Any], tokens: Mapping[str, str] | None = None
+) -> str:
+    """The one hash of what a job asks for: same model and inputs, same fingerprint.
+
+    Each data URI counts as its content token, so the fingerprint follows image
+    content, however the image was written, and hashing it costs nothing per row
+    when `tokens` (input name -> token, as the manifest reader made them) are given;
+    without them, they are computed here. A manifest's derived job ids are its first
+    hex digits; the queue compares it to tell a changed job, and to find one to reuse.
+    """
+    if tokens is None:
+        tokens = {
+            key: content_token(value)
+            for key, value in inputs.items()
+            if isinstance(value, str) and value.startswith("data:")
+        }
+    basis = {**inputs, **tokens} if tokens else inputs
+    return hashlib.sha256(_encode([model_name, basis]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,10 +94,12 @@ class JobSpec:
     inputs: Mapping[str, Any]
     priority: int = 0
     location: Location | None = field(default=None, compare=False)
+    # The content tokens of the inputs that are data URIs, when the reader has them.
+    tokens: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.model_name, self.inputs)
+        return fingerprint(self.model_name, self.inputs, self.tokens)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ jobs = Table(
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("model_name", String, nullable=False),
     Column("inputs", Text, nullable=False),  # canonical JSON; large data URIs live in blobs
-    Column("fingerprint", String, nullable=False),
+    Column("fingerprint", String, nullable=False),  # models.fingerprint
     Column("state", String, nullable=False),
     Column("failures", Integer, nullable=False, server_default="0"),  # failed predictions
     Column("not_before", Float),  # backoff: not to be sent before this time
@@ -45,6 +45,7 @@ jobs = Table(
     Column("credits", Integer, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("line", Integer),  # where the job is in its manifest (line, or CSV row)
     UniqueConstraint("batch_id", "job_id", name="uq_jobs_batch_job"),
     Index("ix_jobs_batch_state", "batch_id", "state"),
 )

@@ -34,9 +34,7 @@ def queue_manifest(
             f"batch name {batch_id!r} cannot be a directory name; "
             "pass --batch with letters, digits, '.', '_' or '-'"
         )
-    result = store.ingest(
-        batch_id, str(path), manifest.jobs(), manifest.problems, replace=replace_changed
-    )
+    result = store.ingest(batch_id, str(path), manifest.entries(), replace=replace_changed)
     for warning in manifest.warnings:
         log.warning("%s", warning)
     return result

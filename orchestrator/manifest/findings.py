@@ -8,21 +8,13 @@ still checks that id for duplicates and reports them in the same run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
-from orchestrator.errors import Problem
+from orchestrator.errors import Problem, RefusedJob
 from orchestrator.models import JobSpec
 
 MAX_WARNINGS: Final = 100
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedJob:
-    """A job refused for the problems listed before it; its id is valid."""
-
-    id: str
-    line: int
+__all__ = ["MAX_WARNINGS", "Entry", "Findings", "RefusedJob"]
 
 
 Entry = JobSpec | Problem | RefusedJob

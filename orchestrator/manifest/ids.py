@@ -16,7 +16,6 @@ big image cheap.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -36,12 +35,6 @@ ID_RULE: Final = (
 BATCH_RULE: Final = ID_RULE.split(" (")[0]
 
 
-def content_token(uri: str) -> str:
-    """What stands for an inlined image in a derived id: the digest of its data URI."""
-    return "sha256:" + hashlib.sha256(uri.encode()).hexdigest()
-
-
 def derived_id(model_name: str, inputs: Mapping[str, Any], tokens: Mapping[str, str] | None) -> str:
     """The id of a job written without one; `tokens` replace the data URIs in `inputs`."""
-    basis = inputs if tokens is None else {**inputs, **tokens}
-    return fingerprint(model_name, basis)[:ID_HEX_DIGITS]
+    return fingerprint(model_name, inputs, tokens)[:ID_HEX_DIGITS]

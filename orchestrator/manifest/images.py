@@ -18,9 +18,9 @@ from collections import OrderedDict
 from typing import Any, Final
 
 from orchestrator.datauri import DataURIError, parse_data_uri
+from orchestrator.models import content_token
 
 from .describe import show
-from .ids import content_token
 
 # A local image larger than this is refused before it is read (it is sent inline, as
 # base64, in every request). The environment variable, read when a Manifest is

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
-from orchestrator.errors import Problem, ProblemList
+from orchestrator.errors import MAX_LISTED, Problem, ProblemList
 from orchestrator.models import JobSpec
 
 from .csv_reader import csv_entries
@@ -29,9 +29,8 @@ FORMATS: Final[Mapping[str, str]] = {
     ".ndjson": "jsonl",
 }
 
-# A broken million-row file should not build a million-line report: past this many
-# problems `problems` keeps only a count (read when a Manifest is created).
-MAX_PROBLEMS: Final = 1000
+# Past this many problems `problems` keeps only a count (read when a Manifest is created).
+MAX_PROBLEMS: Final = MAX_LISTED
 
 
 def read_manifest(path: str | os.PathLike[str], *, max_image_bytes: int | None = None) -> Manifest:

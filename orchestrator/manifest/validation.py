@@ -117,9 +117,10 @@ class JobValidator:
             if job_id is not None and id_ok:
                 self.findings.refused(job_id, line)
             return None
+        tokens = tokens or {}  # known: no other input is a data URI
         if job_id is None:
             job_id = derived_id(model_name, resolved, tokens)
-        return JobSpec(job_id, model_name, resolved, priority, Location(self.file, line))
+        return JobSpec(job_id, model_name, resolved, priority, Location(self.file, line), tokens)
 
     def _inputs(
         self,

@@ -145,12 +145,12 @@ class SandboxServer:
     def run_forever(self, on_ready: Callable[[SandboxServer], None] | None = None) -> None:
         """Serve in the foreground until Ctrl-C or SIGTERM.
 
-        `on_ready(server)` runs once the port is bound (so `url` is final), e.g. to print it.
+        `on_ready(server)` runs once requests are answered and Ctrl-C is handled by the
+        server (so a user, or a test, that reacts to it at once finds both), e.g. to
+        print the URL.
         """
         sock = self._bind()
-        if on_ready is not None:
-            on_ready(self)
-        server = uvicorn.Server(self._uvicorn_config())
+        server = _AnnouncingServer(self._uvicorn_config(), lambda: on_ready and on_ready(self))
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
@@ -194,3 +194,18 @@ class SandboxServer:
             proxy_headers=False,  # loopback only: skip the per-request middleware
             server_header=False,
         )
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that says when it has started: after its signal handlers are
+    in place and its sockets listen, so that a Ctrl-C right after the announcement
+    stops it gracefully."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], object]):
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._announce()

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from ..clock import SYSTEM, Clock
-from ..errors import OrchestratorError, Problem, UsageError
+from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
 from . import batches, ingest, messages, outputs, queue, reads, recovery, requests
@@ -97,13 +97,13 @@ class Store:
         self,
         batch_id: str,
         manifest: str,
-        specs: Iterable[JobSpec],
-        problems: list[Problem],
+        entries: Iterable[JobSpec | Problem | RefusedJob],
         *,
         replace: bool = False,
     ) -> IngestResult:
-        """Queue a manifest's jobs in one transaction: all of them, or nothing."""
-        return ingest.ingest(self._db, batch_id, manifest, specs, problems, replace=replace)
+        """Queue a manifest's jobs (what Manifest.entries() yields) in one transaction:
+        all of them, or, on any problem, none (ManifestError lists them)."""
+        return ingest.ingest(self._db, batch_id, manifest, entries, replace=replace)
 
     # ------------------------------------------------------------------ recovery
 

@@ -3,7 +3,6 @@ written in one set-based step; all of them, or (on any problem) nothing."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy import (
 )
 
 from .. import schema as t
-from ..errors import ChangedJobError, ManifestError, Problem, ProblemList
+from ..errors import MAX_LISTED, ChangedJobError, ManifestError, Problem, ProblemList, RefusedJob
 from ..models import JobSpec, JobState
 from . import blobs, duplicates, journal, messages, sqlite
 from .connection import Database
@@ -58,6 +57,7 @@ _REPLACE = Prepared(
         inputs=s.c.inputs,
         fingerprint=s.c.fingerprint,
         priority=s.c.priority,
+        line=s.c.line,
         state=JobState.QUEUED,
         failures=0,
         not_before=None,
@@ -75,6 +75,7 @@ _new_jobs = (
         s.c.model_name,
         s.c.inputs,
         s.c.fingerprint,
+        s.c.line,
         literal(JobState.QUEUED.value),
         literal(0),
         literal(0),
@@ -86,7 +87,7 @@ _new_jobs = (
 )
 _ADD_JOBS = Prepared(
     insert(_j).from_select(
-        ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "state"]
+        ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "line", "state"]
         + ["failures", "credits", "created_at", "updated_at"],
         _new_jobs,
     )
@@ -98,21 +99,20 @@ def ingest(
     db: Database,
     batch_id: str,
     manifest: str,
-    specs: Iterable[JobSpec],
-    problems: list[Problem],
+    entries: Iterable[JobSpec | Problem | RefusedJob],
     *,
     replace: bool = False,
 ) -> IngestResult:
     """Queue a manifest's jobs in one transaction: all of them, or nothing.
 
-    `problems` is the manifest reader's list, filled while `specs` is consumed;
-    duplicate ids are found here, with SQL, so memory does not grow with the file.
-    A reader's ProblemList also says how many problems it did not list, and the
-    ids of the jobs it refused, whose duplicates are then reported in this run too.
+    `entries` is what the manifest reader yields (manifest.Manifest.entries()): jobs
+    are staged as they come, problems listed (past MAX_LISTED, only counted), and
+    the ids of refused jobs kept, so that their duplicates are reported in the same
+    run. Duplicate ids are found here, with SQL, so memory does not grow with the file.
     """
     now = db.clock.wall()
     with db.tx() as conn:
-        _stage(conn, specs)
+        problems = _stage(conn, entries)
         _refuse_problems(conn, manifest, batch_id, problems)
         replaced = _check_changed(conn, manifest, batch_id, replace=replace)
         added, total = _write(conn, batch_id, manifest, now)
@@ -121,35 +121,38 @@ def ingest(
     return IngestResult(batch_id, added, total - added - replaced, replaced)
 
 
-def _stage(conn: Connection, specs: Iterable[JobSpec]) -> None:
-    """Every spec into staging, in chunks: one row each, inputs slimmed of blobs."""
+def _stage(conn: Connection, entries: Iterable[JobSpec | Problem | RefusedJob]) -> ProblemList:
+    """Every job into staging, in chunks (inputs slimmed of blobs); the problems and
+    refused ids aside."""
     sqlite.open_staging(conn)
+    problems = ProblemList(limit=MAX_LISTED)
     digests: dict[str, str] = {}
     chunk: list[tuple[Any, ...]] = []
-    for spec in specs:
-        inputs = blobs.slim(conn, spec.inputs, digests)
-        # Hashing the slim inputs (blobs by digest) identifies the job as well as
-        # the full ones, without rehashing a shared photo for every row.
-        fingerprint = hashlib.sha256(f"{spec.model_name}\n{inputs}".encode()).hexdigest()
-        line = spec.location.line if spec.location else None
-        chunk.append((spec.id, spec.model_name, inputs, fingerprint, spec.priority, line))
-        if len(chunk) >= _INGEST_CHUNK:
-            sqlite.stage(conn, chunk)
-            chunk.clear()
+    for entry in entries:
+        if isinstance(entry, JobSpec):  # the common case first
+            inputs = blobs.slim(conn, entry.inputs, digests)
+            line = entry.location.line if entry.location else None
+            row = (entry.id, entry.model_name, inputs, entry.fingerprint, entry.priority, line)
+            chunk.append(row)
+            if len(chunk) >= _INGEST_CHUNK:
+                sqlite.stage(conn, chunk)
+                chunk.clear()
+        elif isinstance(entry, Problem):
+            problems.add(entry)
+        else:
+            problems.add_rejected(entry.id, entry.line)
     if chunk:
         sqlite.stage(conn, chunk)
+    return problems
 
 
-def _refuse_problems(
-    conn: Connection, manifest: str, batch_id: str, problems: list[Problem]
-) -> None:
+def _refuse_problems(conn: Connection, manifest: str, batch_id: str, problems: ProblemList) -> None:
     """ManifestError (the transaction rolls back) if the reader or the ids found any."""
-    report = problems if isinstance(problems, ProblemList) else None
-    if report is not None and report.rejected:
+    if problems.rejected:
         # Only ever with problems, so rolled back below: never queued.
-        sqlite.stage_refused(conn, report.rejected)
+        sqlite.stage_refused(conn, problems.rejected)
     clashes, clash_total = duplicates.find(conn, manifest, batch_id)
-    total = (len(problems) if report is None else report.total) + clash_total
+    total = problems.total + clash_total
     if total:
         listed = sorted([*problems, *clashes], key=lambda p: p.line or 0)
         raise ManifestError(listed, total)

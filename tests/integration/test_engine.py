@@ -40,7 +40,7 @@ def test_short_predictions_never_breach_the_run_window(
 ) -> None:
     """120 quick jobs: run-limit bound; the server never saw more than 50 /run in a window."""
     server = sandbox(latency={"*": (2.0, 5.0)})
-    store.ingest("b", "m.yaml", jobs(120), [])
+    store.ingest("b", "m.yaml", jobs(120))
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     state = server.state
     assert outcome.counts == {"completed": 120}
@@ -58,7 +58,7 @@ def test_long_predictions_fill_every_slot_and_no_more(
 ) -> None:
     """100 long jobs: concurrency bound; the server saw exactly 6 in flight at most."""
     server = sandbox(latency={"*": (20.0, 60.0)}, time_scale=0.005)
-    store.ingest("b", "m.yaml", jobs(100), [])
+    store.ingest("b", "m.yaml", jobs(100))
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     state = server.state
     assert outcome.counts == {"completed": 100}
@@ -72,9 +72,9 @@ def test_a_quick_restart_does_not_breach_the_window(sandbox, store: Store, tmp_p
     """A second run right after a first one counts the first one's requests."""
     server = sandbox(latency={"*": (1.0, 2.0)})
     settings = settings_for(server, tmp_path / "out")
-    store.ingest("first", "m.yaml", jobs(45, prefix="a"), [])
+    store.ingest("first", "m.yaml", jobs(45, prefix="a"))
     run(store, settings, ["first"])
-    store.ingest("second", "m.yaml", jobs(45, prefix="b"), [])
+    store.ingest("second", "m.yaml", jobs(45, prefix="b"))
     outcome = run(Store(store.path), settings, ["second"])
     assert outcome.counts == {"completed": 45}
     assert server.state.max_in_window("run") <= 50
@@ -90,7 +90,7 @@ def test_bad_request_fails_the_job_and_is_not_resent(sandbox, store: Store, tmp_
         "tryon-max",
         {"model_image": "https://x/a.png", "product_image": "https://x/b.png", "num_images": 9},
     )
-    store.ingest("b", "m.yaml", [bad, *jobs(3)], [])
+    store.ingest("b", "m.yaml", [bad, *jobs(3)])
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     assert outcome.counts == {"completed": 3, "failed": 1}
     report = {j["id"]: j for j in job_reports(store, ["b"])}
@@ -102,7 +102,7 @@ def test_bad_request_fails_the_job_and_is_not_resent(sandbox, store: Store, tmp_
 def test_wrong_key_stops_at_once(sandbox, store: Store, tmp_path: Path) -> None:
     """401: the run stops with AuthError; nothing was created and the jobs stay queued."""
     server = sandbox()
-    store.ingest("b", "m.yaml", jobs(5), [])
+    store.ingest("b", "m.yaml", jobs(5))
     settings = settings_for(server, tmp_path / "out", api_key="wrong-key")
     with pytest.raises(AuthError, match="FASHN_API_KEY"):
         run(store, settings, ["b"])
@@ -117,7 +117,7 @@ def test_out_of_credits_finishes_in_flight_then_stops(
 ) -> None:
     """Out of credits (402 or 429 OutOfCredits): in-flight work is saved, the rest waits."""
     server = sandbox(latency={"*": (2.0, 4.0)}, credits=8, out_of_credits=mode)
-    store.ingest("b", "m.yaml", jobs(20), [])
+    store.ingest("b", "m.yaml", jobs(20))
     with pytest.raises(OutOfCredits, match="resume"):
         run(store, settings_for(server, tmp_path / "out"), ["b"])
     counts = store.state_counts(["b"])
@@ -129,7 +129,7 @@ def test_out_of_credits_finishes_in_flight_then_stops(
 def test_server_rate_limit_is_waited_out(sandbox, store: Store, tmp_path: Path) -> None:
     """429 RateLimitExceeded (a stricter server): wait, resend, no job fails, none duplicated."""
     server = sandbox(latency={"*": (1.0, 2.0)}, limits=Limits(run=(10, 60.0)))
-    store.ingest("b", "m.yaml", jobs(25), [])
+    store.ingest("b", "m.yaml", jobs(25))
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     assert outcome.counts == {"completed": 25}
     assert server.state.rejections.get("RateLimitExceeded", 0) > 0
@@ -139,7 +139,7 @@ def test_server_rate_limit_is_waited_out(sandbox, store: Store, tmp_path: Path) 
 def test_server_concurrency_limit_is_waited_out(sandbox, store: Store, tmp_path: Path) -> None:
     """429 ConcurrencyLimitExceeded (the account is busier than we know): wait and resend."""
     server = sandbox(latency={"*": (5.0, 10.0)}, limits=Limits(concurrency=3))
-    store.ingest("b", "m.yaml", jobs(20), [])
+    store.ingest("b", "m.yaml", jobs(20))
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     assert outcome.counts == {"completed": 20}
     assert server.state.rejections.get("ConcurrencyLimitExceeded", 0) > 0
@@ -159,7 +159,7 @@ def test_transport_faults_are_retried_and_duplicates_are_only_the_uncertain(
     )
     server = sandbox(latency={"*": (1.0, 3.0)}, faults=faults, seed=7)
     specs = jobs(60)
-    store.ingest("b", "m.yaml", specs, [])
+    store.ingest("b", "m.yaml", specs)
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     assert outcome.counts == {"completed": 60}
     injected = server.state.faults_injected
@@ -180,7 +180,7 @@ def test_runtime_failures_retry_the_retryable_only(sandbox, store: Store, tmp_pa
         *jobs(1, prefix="doomed", image="https://x/{i}.png?sandbox:fail=PipelineError"),
         *jobs(1, prefix="pose", image="https://x/{i}.png?sandbox:fail=PoseError"),
     ]
-    store.ingest("b", "m.yaml", specs, [])
+    store.ingest("b", "m.yaml", specs)
     outcome = run(store, settings_for(server, tmp_path / "out", max_attempts=3), ["b"])
     report = {j["id"]: j for j in job_reports(store, ["b"])}
     assert report["flaky-0"]["state"] == "completed" and len(report["flaky-0"]["attempts"]) == 2
@@ -193,7 +193,7 @@ def test_runtime_failures_retry_the_retryable_only(sandbox, store: Store, tmp_pa
 def test_error_given_as_a_plain_string_is_understood(sandbox, store: Store, tmp_path: Path) -> None:
     """The spec's string form of a runtime error is classified like the object form."""
     server = sandbox(latency={"*": (1.0, 2.0)}, faults=Faults(error_as_string=1.0))
-    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:fail=PoseError"), [])
+    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:fail=PoseError"))
     run(store, settings_for(server, tmp_path / "out"), ["b"])
     (job,) = job_reports(store, ["b"])
     assert job["state"] == "failed" and len(job["attempts"]) == 1
@@ -203,7 +203,7 @@ def test_error_given_as_a_plain_string_is_understood(sandbox, store: Store, tmp_
 def test_stuck_prediction_is_given_up_and_retried(sandbox, store: Store, tmp_path: Path) -> None:
     """A prediction past the prediction timeout counts as a retryable failure."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:seconds=500"), [])
+    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:seconds=500"))
     settings = settings_for(server, tmp_path / "out", max_attempts=2, prediction_timeout=60 * 0.02)
     outcome = run(store, settings, ["b"])
     (job,) = job_reports(store, ["b"])
@@ -216,7 +216,7 @@ def test_unknown_prediction_id_is_a_retryable_failure(
 ) -> None:
     """404 on /status: the attempt failed; a new prediction completes the job."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(1), [])
+    store.ingest("b", "m.yaml", jobs(1))
     claimed = store.claim_next(None)
     assert claimed is not None
     store.record_accepted(claimed, "no-such-prediction-u1", 0, claimed.request_pk)
@@ -229,7 +229,7 @@ def test_unknown_prediction_id_is_a_retryable_failure(
 def test_base64_outputs_are_saved(sandbox, store: Store, tmp_path: Path) -> None:
     """return_base64 outputs are decoded to files; the report keeps no data URI."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(3, return_base64=True), [])
+    store.ingest("b", "m.yaml", jobs(3, return_base64=True))
     outcome = run(store, settings_for(server, tmp_path / "out"), ["b"])
     assert outcome.counts == {"completed": 3}
     assert_outputs_match(store, server)
@@ -242,7 +242,7 @@ def test_stop_then_resume_finishes_without_paying_twice(
 ) -> None:
     """Interrupted mid-run, resumed: in-flight predictions are polled, never resubmitted."""
     server = sandbox(latency={"*": (5.0, 10.0)})
-    store.ingest("b", "m.yaml", jobs(30), [])
+    store.ingest("b", "m.yaml", jobs(30))
     settings = settings_for(server, tmp_path / "out")
     engine = Engine(
         store,
@@ -267,7 +267,7 @@ def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
     """A 429 proves nothing was created: a process that dies while waiting it out
     leaves no attempt marked uncertain (no double charge can be suspected)."""
     server = sandbox(latency={"*": (30.0, 40.0)}, limits=Limits(run=(2, 600.0)))
-    store.ingest("b", "m.yaml", jobs(4), [])
+    store.ingest("b", "m.yaml", jobs(4))
     engine = Engine(store, settings_for(server, tmp_path / "out"), batches=["b"])
 
     def refused() -> int:
@@ -300,8 +300,8 @@ def test_progress_of_one_batch_is_not_moved_by_another_batch(
     """Resuming batch b while batch a has predictions in flight: b's progress counts
     only b's jobs, never a negative number, and ends as the store says."""
     server = sandbox(latency={"*": (5.0, 8.0)})
-    store.ingest("a", "a.yaml", jobs(6, prefix="a"), [])
-    store.ingest("b", "b.yaml", jobs(3, prefix="b"), [])
+    store.ingest("a", "a.yaml", jobs(6, prefix="a"))
+    store.ingest("b", "b.yaml", jobs(3, prefix="b"))
     settings = settings_for(server, tmp_path / "out")
     first = Engine(
         store,

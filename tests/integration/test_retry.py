@@ -27,7 +27,7 @@ def test_retry_failed_downloads_again_and_never_buys_again(
     """The CDN fails for a whole run, then works: retrying the failed jobs sends no
     /run, completes every job, and each report lists only its current outputs."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(5), [])
+    store.ingest("b", "m.yaml", jobs(5))
     settings = replace(settings_for(server, tmp_path / "out"), download_tries=2)
     _cdn_down(server, True)
     first = run(store, settings, ["b"])
@@ -49,7 +49,7 @@ def test_retry_failed_buys_again_when_the_prediction_failed(
 ) -> None:
     """A job whose prediction failed for good gets a new prediction on retry."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:fail=PoseError:1"), [])
+    store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:fail=PoseError:1"))
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"failed": 1}
     assert requeue_failed(store, ["b"]) == 1
@@ -60,11 +60,11 @@ def test_retry_failed_buys_again_when_the_prediction_failed(
 def test_replaced_job_reports_only_the_new_outputs(sandbox, store: Store, tmp_path: Path) -> None:
     """--replace: the old attempt's outputs are not reported for the new inputs."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(1), [])
+    store.ingest("b", "m.yaml", jobs(1))
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"completed": 1}
     changed = [replace(jobs(1)[0], inputs={"image": "https://cdn.example/other.png"})]
-    store.ingest("b", "m.yaml", changed, [], replace=True)
+    store.ingest("b", "m.yaml", changed, replace=True)
     (job,) = job_reports(store, ["b"])
     assert job["state"] == JobState.QUEUED and job["outputs"] == []
     assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1}

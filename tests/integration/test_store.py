@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from orchestrator.errors import ChangedJobError, ManifestError, Problem, UsageError
-from orchestrator.models import AttemptState, JobSpec, JobState, Location
+from orchestrator.models import AttemptState, JobSpec, JobState, Location, fingerprint
 from orchestrator.schema import metadata
 from orchestrator.store import Store
 
@@ -49,19 +50,19 @@ def test_database_is_in_wal_mode(store: Store) -> None:
 
 def test_ingest_is_idempotent(store: Store) -> None:
     """Submitting the same jobs again adds nothing."""
-    first = store.ingest("b", "m.yaml", [spec("a"), spec("b")], [])
-    again = store.ingest("b", "m.yaml", [spec("a"), spec("b")], [])
+    first = store.ingest("b", "m.yaml", [spec("a"), spec("b")])
+    again = store.ingest("b", "m.yaml", [spec("a"), spec("b")])
     assert (first.added, again.added, again.unchanged) == (2, 0, 2)
     assert store.state_counts(["b"]) == {"queued": 2}
 
 
 def test_changed_job_is_refused_without_replace(store: Store) -> None:
     """Same id with other inputs is an error naming the line, and changes nothing."""
-    store.ingest("b", "m.yaml", [spec("a")], [])
+    store.ingest("b", "m.yaml", [spec("a")])
     with pytest.raises(ChangedJobError, match=r"(?s)m.yaml:7: id 'a'.*--replace"):
-        store.ingest("b", "m.yaml", [spec("a", line=7, image="https://cdn.example/other.png")], [])
+        store.ingest("b", "m.yaml", [spec("a", line=7, image="https://cdn.example/other.png")])
     result = store.ingest(
-        "b", "m.yaml", [spec("a", image="https://cdn.example/other.png")], [], replace=True
+        "b", "m.yaml", [spec("a", image="https://cdn.example/other.png")], replace=True
     )
     assert result.replaced == 1
     claimed = store.claim_next(None)
@@ -71,7 +72,7 @@ def test_changed_job_is_refused_without_replace(store: Store) -> None:
 def test_duplicate_ids_are_reported_with_lines_and_nothing_is_written(store: Store) -> None:
     """Duplicates within one manifest are all listed; the database stays empty."""
     with pytest.raises(ManifestError) as err:
-        store.ingest("b", "m.yaml", [spec("a", 3), spec("x", 4), spec("a", 9)], [])
+        store.ingest("b", "m.yaml", [spec("a", 3), spec("x", 4), spec("a", 9)])
     assert [(p.line, p.field) for p in err.value.problems] == [(9, "id")]
     assert "first used on line 3" in str(err.value)
     assert store.state_counts(None) == {}
@@ -80,21 +81,16 @@ def test_duplicate_ids_are_reported_with_lines_and_nothing_is_written(store: Sto
 
 def test_manifest_problems_roll_back_everything(store: Store) -> None:
     """A problem found while streaming the manifest leaves nothing queued."""
-    problems: list[Problem] = []
-
-    def jobs():  # type: ignore[no-untyped-def]
-        yield spec("a", 1)
-        problems.append(Problem("m.yaml", 2, "model_name", "missing"))
-
+    entries = [spec("a", 1), Problem("m.yaml", 2, "model_name", "missing"), spec("c", 3)]
     with pytest.raises(ManifestError, match=r"m\.yaml:2: model_name: missing"):
-        store.ingest("b", "m.yaml", jobs(), problems)
+        store.ingest("b", "m.yaml", entries)
     assert store.state_counts(None) == {}
 
 
 def test_large_data_uris_are_stored_once(store: Store) -> None:
     """One local photo used by many jobs is kept once in blobs and inflated on claim."""
     uri = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"x" * 4000).decode()
-    store.ingest("b", "m.yaml", [spec(f"j{i}", image=uri) for i in range(20)], [])
+    store.ingest("b", "m.yaml", [spec(f"j{i}", image=uri) for i in range(20)])
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == 1
         size = conn.exec_driver_sql("SELECT max(length(inputs)) FROM jobs").scalar()
@@ -105,7 +101,7 @@ def test_large_data_uris_are_stored_once(store: Store) -> None:
 
 def test_claim_order_is_priority_then_manifest_order(store: Store) -> None:
     """Higher priority first; equal priority in manifest order."""
-    store.ingest("b", "m.yaml", [spec("low1"), spec("high", priority=5), spec("low2")], [])
+    store.ingest("b", "m.yaml", [spec("low1"), spec("high", priority=5), spec("low2")])
     order = []
     while (c := store.claim_next(None)) is not None:
         order.append(c.job_id)
@@ -116,9 +112,9 @@ def test_claiming_for_a_batch_does_not_walk_other_batches(store: Store) -> None:
     """A batch's next job is one index probe, however many jobs of other batches wait
     ahead of it (counted in SQLite virtual-machine steps, not in time)."""
     store.ingest(
-        "big", "m.yaml", [spec(f"o{i}", image=f"https://x/{i}.png") for i in range(20_000)], []
+        "big", "m.yaml", [spec(f"o{i}", image=f"https://x/{i}.png") for i in range(20_000)]
     )
-    store.ingest("mine", "m.yaml", [spec("a")], [])
+    store.ingest("mine", "m.yaml", [spec("a")])
     raw = store.engine.raw_connection()
     store.claim_next(["mine"])  # opens the store's own connection
     assert store._conn is not None
@@ -130,7 +126,7 @@ def test_claiming_for_a_batch_does_not_walk_other_batches(store: Store) -> None:
         return 0
 
     dbapi.set_progress_handler(count, 100)
-    store.ingest("mine", "m.yaml", [spec("a"), spec("b")], [])
+    store.ingest("mine", "m.yaml", [spec("a"), spec("b")])
     steps[0] = 0
     claimed = store.claim_next(["mine"])
     dbapi.set_progress_handler(None, 0)
@@ -141,7 +137,7 @@ def test_claiming_for_a_batch_does_not_walk_other_batches(store: Store) -> None:
 
 def test_claim_commits_the_attempt_before_sending(store: Store) -> None:
     """The attempt row exists, with its send time, as soon as a job is claimed."""
-    store.ingest("b", "m.yaml", [spec("a")], [])
+    store.ingest("b", "m.yaml", [spec("a")])
     claimed = store.claim_next(None)
     assert claimed is not None
     conn = sqlite3.connect(store.path)
@@ -151,7 +147,7 @@ def test_claim_commits_the_attempt_before_sending(store: Store) -> None:
 
 def test_recover_sorts_out_what_a_crash_left(store: Store) -> None:
     """In flight with an id: polled. Sent without an answer: requeued and uncertain."""
-    store.ingest("b", "m.yaml", [spec("a"), spec("b"), spec("c")], [])
+    store.ingest("b", "m.yaml", [spec("a"), spec("b"), spec("c")])
     flying = store.claim_next(None)
     lost = store.claim_next(None)
     assert flying is not None and lost is not None
@@ -165,7 +161,7 @@ def test_recover_sorts_out_what_a_crash_left(store: Store) -> None:
 
 def test_failed_prediction_is_refunded(store: Store) -> None:
     """A failed prediction's charge is reversed in the ledger and the job's credits."""
-    store.ingest("b", "m.yaml", [spec("a")], [])
+    store.ingest("b", "m.yaml", [spec("a")])
     claimed = store.claim_next(None)
     assert claimed is not None
     store.record_accepted(claimed, "p-1", 2, claimed.request_pk)
@@ -192,7 +188,7 @@ def test_only_one_runner_per_database(store: Store) -> None:
 
 def test_unknown_batch_is_a_usage_error(store: Store) -> None:
     """Naming a batch that does not exist lists the ones that do."""
-    store.ingest("catalog", "m.yaml", [spec("a")], [])
+    store.ingest("catalog", "m.yaml", [spec("a")])
     with pytest.raises(UsageError, match="known batches: catalog"):
         store.resolve_batches("nope")
 
@@ -261,3 +257,61 @@ def test_every_subpackage_is_packaged() -> None:
         for p in (root / "orchestrator").rglob("__init__.py")
     }
     assert folders <= listed
+
+
+def _migrate(path: Path, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from orchestrator.store import _migrations_dir
+
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_migrations_dir()))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    engine.dispose()
+
+
+def test_one_fingerprint_from_manifest_to_queue(store: Store) -> None:
+    """The queue stores models.fingerprint, data URIs counted as their sha256, and each
+    job's manifest line."""
+    uri = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"y" * 4000).decode()
+    jobs = [spec("a", line=4, image=uri), spec("b", line=9)]
+    store.ingest("b", "m.yaml", jobs)
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT job_id, fingerprint, line FROM jobs").all()
+    token = "sha256:" + hashlib.sha256(uri.encode()).hexdigest()
+    assert sorted(rows) == [
+        ("a", fingerprint("background-remove", {"image": token}), 4),
+        ("b", fingerprint("background-remove", {"image": "https://cdn.example/a.png"}), 9),
+    ]
+    assert jobs[0].fingerprint == fingerprint("background-remove", jobs[0].inputs)
+
+
+def test_migration_0003_recomputes_fingerprints_so_jobs_stay_unchanged(tmp_path: Path) -> None:
+    """Jobs queued under the earlier fingerprint are the same jobs after the upgrade."""
+    path = tmp_path / "old.db"
+    _migrate(path, "0002")
+    big = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"z" * 4000).decode()
+    small = "data:image/png;base64,iVBORw0KGgo="
+    raw_inputs = {"a": ('{"image":{"$blob":"%s"}}', big), "b": ('{"image":"%s"}', small)}
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO batches VALUES ('b', 'm.yaml', 0, 0)")
+    for job_id, (template, uri) in raw_inputs.items():
+        digest = hashlib.sha256(uri.encode()).hexdigest()
+        inputs = template % (digest if job_id == "a" else uri)
+        earlier = hashlib.sha256(f"background-remove\n{inputs}".encode()).hexdigest()
+        conn.execute(
+            "INSERT INTO jobs (batch_id, job_id, model_name, inputs, fingerprint, state,"
+            " created_at, updated_at) VALUES ('b', ?, 'background-remove', ?, ?, 'queued', 0, 0)",
+            (job_id, inputs, earlier),
+        )
+        conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (digest, uri))
+    conn.commit()
+    conn.close()
+    store = Store(path)  # migrates to head
+    again = store.ingest("b", "m.yaml", [spec("a", image=big), spec("b", image=small)])
+    assert (again.added, again.unchanged, again.replaced) == (0, 2, 0)

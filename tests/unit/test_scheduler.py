@@ -71,7 +71,7 @@ def world(tmp_path: Path) -> World:
 def test_fashn_limits_hold_as_the_server_counts_them(world: World) -> None:
     """300 jobs: never more than 50 /run in any 60 s, 50 /status in any 10 s, 6 in
     flight, as the server saw them; nothing refused, nothing predicted twice."""
-    world.store.ingest("b", "m.yaml", jobs(300), [])
+    world.store.ingest("b", "m.yaml", jobs(300))
     outcome = world.run()
     state = world.fashn.state
     assert outcome.counts == {"completed": 300}
@@ -93,7 +93,7 @@ def test_fashn_limits_hold_as_the_server_counts_them(world: World) -> None:
 def test_a_stricter_server_is_waited_out(tmp_path: Path, limits: Limits, refusal: str) -> None:
     """429 of either kind: waited out and resent, no job fails, none predicted twice."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, limits=limits)
-    world.store.ingest("b", "m.yaml", jobs(30), [])
+    world.store.ingest("b", "m.yaml", jobs(30))
     outcome = world.run()
     assert outcome.counts == {"completed": 30}
     assert world.fashn.state.rejections.get(refusal, 0) > 0
@@ -104,7 +104,7 @@ def test_a_stricter_server_is_waited_out(tmp_path: Path, limits: Limits, refusal
 def test_out_of_credits_finishes_what_is_in_flight(tmp_path: Path) -> None:
     """The balance runs out: no more submissions, the paid predictions are saved."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, credits=10)
-    world.store.ingest("b", "m.yaml", jobs(20), [])
+    world.store.ingest("b", "m.yaml", jobs(20))
     with pytest.raises(OutOfCredits):
         world.run()
     counts = world.store.state_counts(["b"])
@@ -113,7 +113,7 @@ def test_out_of_credits_finishes_what_is_in_flight(tmp_path: Path) -> None:
 
 def test_a_wrong_key_stops_the_run(world: World) -> None:
     """401: the run stops with AuthError; no job is failed, every one waits."""
-    world.store.ingest("b", "m.yaml", jobs(10), [])
+    world.store.ingest("b", "m.yaml", jobs(10))
     with pytest.raises(AuthError):
         world.run(world.engine(world.settings(api_key="wrong")))
     assert world.store.state_counts(["b"]) == {"queued": 10}
@@ -124,7 +124,7 @@ def test_lost_answers_make_uncertain_attempts_and_nothing_else(tmp_path: Path) -
     """/run answers lost after the charge: the jobs are sent again and only those
     attempts are uncertain; every job completes."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(lost_answer=0.2), seed=3)
-    world.store.ingest("b", "m.yaml", jobs(40), [])
+    world.store.ingest("b", "m.yaml", jobs(40))
     outcome = world.run()
     assert outcome.counts == {"completed": 40}
     lost = world.fashn.state.faults_injected.get("lost_answer", 0)
@@ -137,7 +137,7 @@ def test_interrupted_then_resumed_without_spinning(world: World) -> None:
     """Stopped with predictions in flight, then resumed: the resumed run polls what
     was in flight (never resubmits it), and its poller wakes no more per status
     request than a fresh run's does."""
-    world.store.ingest("b", "m.yaml", jobs(60), [])
+    world.store.ingest("b", "m.yaml", jobs(60))
     first = world.engine(
         on_progress=lambda p: p.counts.get("completed", 0) >= 20 and first.request_stop(),
         progress_every=1.0,
@@ -163,7 +163,7 @@ def test_retryable_failures_are_retried_and_permanent_ones_are_not(world: World)
     specs = jobs(1, "flaky", "?sandbox:fail=PipelineError:1") + jobs(
         1, "pose", "?sandbox:fail=PoseError"
     )
-    world.store.ingest("b", "m.yaml", specs, [])
+    world.store.ingest("b", "m.yaml", specs)
     outcome = world.run()
     assert outcome.counts == {"completed": 1, "failed": 1}
     assert sorted(world.fashn.state.runs_by_fingerprint().values()) == [1, 2]

@@ -82,7 +82,12 @@ def test_the_sandbox_command_warns_when_it_listens_beyond_loopback() -> None:
         warning = proc.stderr.readline()
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()  # never leave it running (or its pipe open) for the next test
+            proc.communicate()
+    assert proc.returncode == 0, "Ctrl-C right after the announcement stops it cleanly"
     url = re.search(r"http://\S+/v1", ready)
     assert url, ready
     assert_loopback(url.group(0))
