@@ -37,7 +37,7 @@ _FAILURES = Scoped(
     .limit(bindparam("limit", type_=Integer))
 )
 _ORIGIN = Prepared(
-    select(_j.c.batch_id, _j.c.job_id, _j.c.model_name, t.batches.c.manifest)
+    select(_j.c.batch_id, _j.c.job_id, _j.c.model_name, t.batches.c.manifest, _j.c.line)
     .join(t.batches, t.batches.c.id == _j.c.batch_id)
     .where(_j.c.pk == bindparam("job", type_=Integer))
 )
@@ -101,8 +101,8 @@ def failure_reasons(
 
 def job_origin(db: Database, job_pk: int) -> JobOrigin:
     with db.tx() as conn:
-        batch_id, job_id, model_name, manifest = _ORIGIN(conn, job=job_pk).one()
-    return JobOrigin(batch_id, job_id, model_name, manifest, None)
+        batch_id, job_id, model_name, manifest, line = _ORIGIN(conn, job=job_pk).one()
+    return JobOrigin(batch_id, job_id, model_name, manifest, line)
 
 
 def iter_report(db: Database, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:

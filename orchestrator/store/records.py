@@ -112,4 +112,4 @@ class JobOrigin:
     job_id: str
     model_name: str
     manifest: str
-    line: int | None  # None for jobs queued before lines were recorded
+    line: int | None  # None for jobs queued before lines were kept

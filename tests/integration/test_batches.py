@@ -30,7 +30,7 @@ def test_retry_after_a_download_failed_for_good_only_downloads_again(
     """Every download fails for good; `retry` queues the jobs for download only: the
     second run sends no /run at all, and the saved files are what the sandbox made."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(4), [])
+    store.ingest("b", "m.yaml", jobs(4))
     settings = replace(settings_for(server, tmp_path / "out"), download_tries=2)
     _cdn_down(server, True)
     assert run(store, settings, ["b"]).counts == {"failed": 4}
@@ -47,7 +47,7 @@ def test_retry_after_a_download_failed_for_good_only_downloads_again(
 def test_retry_after_the_urls_expired_predicts_again(sandbox, store: Store, tmp_path: Path) -> None:
     """A failed download whose URLs may have expired is predicted again."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("b", "m.yaml", jobs(1), [])
+    store.ingest("b", "m.yaml", jobs(1))
     settings = replace(settings_for(server, tmp_path / "out"), download_tries=1)
     _cdn_down(server, True)
     assert run(store, settings, ["b"]).counts == {"failed": 1}
@@ -66,7 +66,7 @@ def test_retry_skips_permanent_failures_unless_error_names_them(
     server = sandbox(latency={"*": (1.0, 2.0)})
     specs = jobs(2, prefix="pose", image="https://x/{i}.png?sandbox:fail=PoseError")
     specs += jobs(1, prefix="flaky", image="https://x/f{i}.png?sandbox:fail=PipelineError:3")
-    store.ingest("b", "m.yaml", specs, [])
+    store.ingest("b", "m.yaml", specs)
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"failed": 3}
 
@@ -94,7 +94,7 @@ def test_retry_filters_by_error_name_and_reports_jobs_that_did_not_fail(
     specs = jobs(1, prefix="ok") + jobs(
         1, prefix="pose", image="https://x/{i}.png?sandbox:fail=PoseError"
     )
-    store.ingest("b", "m.yaml", specs, [])
+    store.ingest("b", "m.yaml", specs)
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"completed": 1, "failed": 1}
     with pytest.raises(UsageError, match="'nope'"):
@@ -116,7 +116,7 @@ def test_a_job_canceled_between_the_claims_read_and_its_write_is_not_claimed(
 ) -> None:
     """Another connection cancels the very job the claim has just read: the claim's
     guarded write takes nothing, and it claims the next queued job instead."""
-    store.ingest("b", "m.yaml", jobs(2), [])
+    store.ingest("b", "m.yaml", jobs(2))
     other = Store(store.path)
     real_next = queue._NEXT
     raced: list[str] = []
@@ -149,7 +149,7 @@ def test_a_job_canceled_between_the_claims_read_and_its_write_is_not_claimed(
 def test_cancel_changes_only_queued_jobs_and_refuses_unknown_ids(store: Store) -> None:
     """Named jobs: the queued one is canceled, a running one is left and counted; an
     unknown id cancels nothing; a second cancel finds nothing left to cancel."""
-    store.ingest("b", "m.yaml", jobs(4), [])
+    store.ingest("b", "m.yaml", jobs(4))
     assert store.claim_next(["b"], log_request=False) is not None  # job-0 is running
     with pytest.raises(UsageError, match="'job-9'"):
         store.cancel("b", ["job-1", "job-9"])
@@ -168,8 +168,8 @@ def test_the_list_counts_each_batch_by_state_with_credits_and_activity(
     """Two batches, one run and one canceled: counts, credits as charged, and the
     last activity no earlier than the first."""
     server = sandbox(latency={"*": (1.0, 2.0)})
-    store.ingest("ran", "ran.yaml", jobs(3), [])
-    store.ingest("held", "held.csv", jobs(2, prefix="h"), [])
+    store.ingest("ran", "ran.yaml", jobs(3))
+    store.ingest("held", "held.csv", jobs(2, prefix="h"))
     store.cancel("held")
     run(store, settings_for(server, tmp_path / "out"), ["ran"])
     listed = {b.id: b for b in store.list_batches()}

@@ -22,7 +22,7 @@ def test_jobs_canceled_during_a_run_are_never_sent(tmp_path: Path) -> None:
     server, the predictions in flight finish and are saved, and the run succeeds."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)})
     specs = jobs(60)
-    world.store.ingest("b", "m.yaml", specs, [])
+    world.store.ingest("b", "m.yaml", specs)
     other = Store(world.path, durable=False, clock=world.clock)
     canceled: list[int] = []
 
@@ -46,7 +46,7 @@ def test_429s_and_retries_are_counted_in_the_progress(tmp_path: Path) -> None:
     once: the last snapshot counts every 429 the server sent and the one retry."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, limits=Limits(concurrency=2))
     specs = jobs(12) + jobs(1, "flaky", "?sandbox:fail=PipelineError:1")
-    world.store.ingest("b", "m.yaml", specs, [])
+    world.store.ingest("b", "m.yaml", specs)
     snapshots: list[Progress] = []
     outcome = world.run(world.engine(on_progress=snapshots.append))
     assert outcome.counts == {"completed": 13}
@@ -73,21 +73,21 @@ def test_each_failed_job_gets_one_log_line_with_its_origin(
         *jobs(1, "late", "?sandbox:fail=PipelineError"),
         JobSpec("bad", "no-such-model", {"image": "x"}, location=Location("m.yaml", 9)),
     ]
-    world.store.ingest("b", "m.yaml", specs, [])
+    world.store.ingest("b", "m.yaml", specs)
     with caplog.at_level(logging.INFO, logger="orchestrator"):
         outcome = world.run()
     assert outcome.counts == {"completed": 1, "failed": 3}
     records = sorted(_failure_records(caplog), key=lambda f: str(f["job"]))
-    assert [(f["batch"], f["job"], f["manifest"], f["model"]) for f in records] == [
-        ("b", "bad", "m.yaml", "no-such-model"),
-        ("b", "late-0", "m.yaml", "background-remove"),
-        ("b", "pose-0", "m.yaml", "background-remove"),
+    assert [(f["batch"], f["job"], f["manifest"], f["line"], f["model"]) for f in records] == [
+        ("b", "bad", "m.yaml", 9, "no-such-model"),
+        ("b", "late-0", "m.yaml", 2, "background-remove"),
+        ("b", "pose-0", "m.yaml", 2, "background-remove"),
     ]
     assert "400 BadRequest" in str(records[0]["error"])
     assert str(records[1]["error"]).startswith("PipelineError")
     assert str(records[2]["error"]).startswith("PoseError")
     line = next(r for r in caplog.records if hasattr(r, FIELDS) and "pose-0" in r.getMessage())
-    assert "batch b, job pose-0 (m.yaml" in line.getMessage()
+    assert "batch b, job pose-0 (m.yaml:2), model background-remove: PoseError" in line.getMessage()
 
 
 def test_a_download_that_fails_for_good_gets_one_log_line(
@@ -95,7 +95,7 @@ def test_a_download_that_fails_for_good_gets_one_log_line(
 ) -> None:
     """The outputs cannot be fetched: one failure line per job, naming the output."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(http_500={"cdn": 1.0}))
-    world.store.ingest("b", "m.yaml", jobs(2), [])
+    world.store.ingest("b", "m.yaml", jobs(2))
     with caplog.at_level(logging.INFO, logger="orchestrator"):
         outcome = world.run(world.engine(world.settings(download_tries=2)))
     assert outcome.counts == {"failed": 2}
