@@ -23,7 +23,7 @@ from .config import (
 from .display import ProgressView, make_console, print_batches, print_summary
 from .errors import StopRun, UsageError
 from .logs import Redactor, quiet, setup_logging, verbosity
-from .options import db_option, parse_limit, run_options, target
+from .options import db_option, log_options, parse_limit, run_options, target
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -60,25 +60,7 @@ def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv: every request).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress.")
-@click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="ORCHESTRATOR_LOG_FILE",
-    show_envvar=True,
-    help="Also append every log line here (progress included, whatever -q says).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    envvar="ORCHESTRATOR_LOG_FORMAT",
-    show_envvar=True,
-    show_default=True,
-    help="json: one object per line (time, level, message, fields), in the log file and"
-    " on stderr when it is not a terminal.",
-)
+@log_options
 @click.version_option(package_name="fashn-orchestrator")
 def cli(verbose: int, quiet: bool, log_file: Path | None, log_format: str) -> None:
     """Push whole catalogs through the FASHN API: queued, within every limit, resumable.
@@ -226,8 +208,13 @@ def retry(
     db: Path,
     **opts: Any,
 ) -> int:
-    """Run a batch's failed jobs again: downloaded again while their outputs' URLs are
-    valid, else predicted again with a fresh set of attempts."""
+    """Run a batch's failed jobs again; a completed prediction is only downloaded again.
+
+    Jobs whose prediction completed are downloaded again while the outputs' URLs are
+    valid (72 hours); the others are predicted again with a fresh set of attempts.
+    Permanent failures (moderation, pose, image load, bad request) are skipped, and
+    counted, unless --error names them. The run options are those of `resume`.
+    """
     from .batches import retry as retry_failed
     from .config import Settings as Defaults
     from .service import check_outputs_writable, open_queue
@@ -250,8 +237,11 @@ def retry(
 @click.option("--job", "job_ids", multiple=True, metavar="ID", help="Only this job; repeatable.")
 @db_option
 def cancel(batch: str, job_ids: tuple[str, ...], db: Path) -> int:
-    """Cancel a batch's queued jobs: they are never sent. Predictions in flight finish and
-    are saved; a run going on meanwhile stops sending the canceled jobs at once."""
+    """Cancel a batch's queued jobs: they are never sent.
+
+    Predictions in flight finish and are saved. A run going on meanwhile (in another
+    process) never sends the canceled jobs, and exits 0 when all the others completed.
+    """
     from .batches import cancel as cancel_jobs
     from .batches import describe_cancel
 
