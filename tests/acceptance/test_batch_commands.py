@@ -72,6 +72,8 @@ def test_list_status_and_report_show_canceled_as_a_state(tmp_path: Path) -> None
     assert report == {f"sku-{i}": "canceled" if i in (1, 2) else "queued" for i in range(5)}
     table = cli("list", "--db", db)
     assert "canceled" in table.stdout and "catalog" in table.stdout
+    both = cli("-q", "-v", "list", "--db", db)
+    assert both.returncode == 2 and "-q and -v" in both.stderr
 
 
 def test_retry_leaves_a_permanent_failure_until_error_names_it(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
