@@ -20,11 +20,10 @@ from .config import (
     Settings,
     raw_api_key,
 )
-from .display import ProgressView, make_console, print_summary
+from .display import ProgressView, make_console, print_batches, print_summary
 from .errors import StopRun, UsageError
-from .logs import Redactor, setup_logging, verbosity
-from .models import JobState
-from .options import db_option, parse_limit, run_options, target
+from .logs import Redactor, quiet, setup_logging, verbosity
+from .options import db_option, log_options, parse_limit, run_options, target
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -35,15 +34,10 @@ stdout = make_console()
 stderr = make_console(stderr=True)
 
 
-def _setup_logging(verbose: int) -> None:
-    # Redact the key as set, stray whitespace and all: that is how httpx would quote it.
-    setup_logging(verbose, console=stderr, secret=raw_api_key())
-
-
 def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
     from .service import run_queue
 
-    view = ProgressView(stderr, interval=settings.progress_interval)
+    view = ProgressView(stderr, interval=settings.progress_interval, quiet=quiet())
     try:
         with view:
             outcome = run_queue(
@@ -59,23 +53,32 @@ def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
         raise
     print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
     stderr.print(f"outputs in {settings.out_dir.resolve()}", markup=False, highlight=False)
-    every_job_done = set(outcome.counts) <= {JobState.COMPLETED}
-    return 0 if every_job_done else 1
+    return 0 if outcome.succeeded else 1
 
 
 # ---------------------------------------------------------------------- commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv: every request).")
+@log_options
 @click.version_option(package_name="fashn-orchestrator")
-def cli(verbose: int) -> None:
+def cli(verbose: int, quiet: bool, log_file: Path | None, log_format: str) -> None:
     """Push whole catalogs through the FASHN API: queued, within every limit, resumable.
 
     The API key is read from FASHN_API_KEY and the API from FASHN_BASE_URL
     (default https://api.fashn.ai/v1).
     """
-    _setup_logging(verbose)
+    if quiet and verbose:
+        raise UsageError("-q and -v contradict each other: give one of them")
+    # Redact the key as set, stray whitespace and all: that is how httpx would quote it.
+    setup_logging(
+        verbose,
+        console=stderr,
+        secret=raw_api_key(),
+        quiet=quiet,
+        log_file=log_file,
+        log_format=log_format,
+    )
 
 
 @cli.command()
@@ -162,6 +165,88 @@ def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
     writer = reports.write_json if fmt == "json" else reports.write_csv
     with open(output, "w", newline="") if output else nullcontext(sys.stdout) as fh:
         writer(rows, fh)
+    return 0
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@db_option
+def list_(as_json: bool, db: Path) -> int:
+    """Every batch: its jobs by state, credits, and first and last activity."""
+    from .batches import batch_dict, list_batches
+
+    found = list_batches(db)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([batch_dict(b) for b in found], indent=2))
+    else:
+        print_batches(stdout, found)
+    return 0
+
+
+@cli.command()
+@click.argument("batch")
+@click.option(
+    "--error",
+    "errors",
+    multiple=True,
+    metavar="NAME",
+    help="Only jobs that failed with this error (e.g. PipelineError, DownloadError,"
+    " PoseError); repeatable. Without it, every failure but the permanent ones"
+    " (moderation, pose, image load, bad request).",
+)
+@click.option("--job", "job_ids", multiple=True, metavar="ID", help="Only this job; repeatable.")
+@click.option("--queue-only", is_flag=True, help="Queue them again, but do not run.")
+@db_option
+@run_options
+def retry(
+    batch: str,
+    errors: tuple[str, ...],
+    job_ids: tuple[str, ...],
+    queue_only: bool,
+    db: Path,
+    **opts: Any,
+) -> int:
+    """Run a batch's failed jobs again; a completed prediction is only downloaded again.
+
+    Jobs whose prediction completed are downloaded again while the outputs' URLs are
+    valid (72 hours); the others are predicted again with a fresh set of attempts.
+    Permanent failures (moderation, pose, image load, bad request) are skipped, and
+    counted, unless --error names them. The run options are those of `resume`.
+    """
+    from .batches import retry as retry_failed
+    from .config import Settings as Defaults
+    from .service import check_outputs_writable, open_queue
+
+    settings_or_none = nullcontext(None) if queue_only else target(opts)
+    with settings_or_none as settings, open_queue(db, create=False) as store:
+        if settings is not None:
+            check_outputs_writable(settings.out_dir)
+        ttl = settings.output_url_ttl if settings is not None else Defaults.output_url_ttl
+        retried = retry_failed(store, batch, url_ttl=ttl, errors=errors, job_ids=job_ids)
+        for line in retried.lines():
+            stderr.print(line, markup=False, highlight=False)
+        if settings is None:
+            return 0
+        return _run(store, settings, [batch])
+
+
+@cli.command()
+@click.argument("batch")
+@click.option("--job", "job_ids", multiple=True, metavar="ID", help="Only this job; repeatable.")
+@db_option
+def cancel(batch: str, job_ids: tuple[str, ...], db: Path) -> int:
+    """Cancel a batch's queued jobs: they are never sent.
+
+    Predictions in flight finish and are saved. A run going on meanwhile (in another
+    process) never sends the canceled jobs, and exits 0 when all the others completed.
+    """
+    from .batches import cancel as cancel_jobs
+    from .batches import describe_cancel
+
+    result = cancel_jobs(db, batch, job_ids or None)
+    stderr.print(describe_cancel(batch, result), markup=False, highlight=False)
     return 0
 
 

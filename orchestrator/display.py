@@ -8,18 +8,23 @@ have both off, and tables and lines are built as `Text`.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .logs import PROGRESS
 from .models import JobState, Progress
 from .report import Summary
+from .store import BatchInfo
 
-log = logging.getLogger("orchestrator")
+progress_log = logging.getLogger(PROGRESS)
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -40,47 +45,84 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def progress_line(p: Progress) -> str:
+def _parts(p: Progress) -> tuple[list[Text], list[Text]]:
+    """The figures of a snapshot as short pieces of text: the jobs, then the run."""
     c = p.counts
-    return (
-        f"done {c.get(JobState.COMPLETED, 0)}/{p.total}  failed {c.get(JobState.FAILED, 0)}  "
-        f"in flight {p.in_flight}  queued {c.get(JobState.QUEUED, 0)}  "
-        f"saving {c.get(JobState.DOWNLOADING, 0)}  credits {p.credits}  "
-        f"{p.rate * 60:.1f} jobs/min  eta {_duration(p.eta)}"
-        + (f"  [stopping: {p.stopping}]" if p.stopping else "")
-    )
-
-
-def progress_table(p: Progress) -> Table:
-    table = Table.grid(padding=(0, 2))
-    c = p.counts
-    table.add_row(
-        Text.assemble((f"done {c.get(JobState.COMPLETED, 0)}", "green"), f"/{p.total}"),
-        Text(f"failed {c.get(JobState.FAILED, 0)}", "red"),
+    jobs = [
+        Text(f"done {c.get(JobState.COMPLETED, 0):,}", "green"),
+        Text(f"failed {c.get(JobState.FAILED, 0):,}", "red"),
         Text(f"in flight {p.in_flight}", "cyan"),
-        Text(f"queued {c.get(JobState.QUEUED, 0)}"),
-        Text(f"saving {c.get(JobState.DOWNLOADING, 0)}"),
-        Text(f"credits {p.credits}"),
-        Text(f"{p.rate * 60:.1f}/min"),
+        Text(f"queued {c.get(JobState.QUEUED, 0):,}"),
+        Text(f"saving {c.get(JobState.DOWNLOADING, 0):,}"),
+    ]
+    if c.get(JobState.CANCELED):
+        jobs.append(Text(f"canceled {c[JobState.CANCELED]:,}"))
+    run = [
+        Text(f"credits {p.credits:,}"),
+        Text(f"{p.rate * 60:.1f} jobs/min"),
         Text(f"eta {_duration(p.eta)}"),
         Text(f"elapsed {_duration(p.elapsed)}"),
-    )
+        Text(f"429s {p.rate_limited:,}", "yellow" if p.rate_limited else ""),
+        Text(f"retries {p.retries:,}", "yellow" if p.retries else ""),
+    ]
+    return jobs, run
+
+
+def _packed(parts: list[Text], width: int) -> list[Text]:
+    """Pieces joined by two spaces, on as few lines of at most `width` as they fit."""
+    lines: list[Text] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] = Text.assemble(lines[-1], "  ", part)
+        else:
+            lines.append(part.copy())
+    return lines
+
+
+def progress_line(p: Progress) -> str:
+    """One plain line, for logs."""
+    jobs, run = _parts(p)
+    figures = "  ".join(t.plain for t in [*jobs, *run])
+    line = f"{_percent(p)} of {p.total:,} jobs finished  {figures}"
+    return line + (f"  [stopping: {p.stopping}]" if p.stopping else "")
+
+
+def _percent(p: Progress) -> str:
+    share = p.finished / p.total if p.total else 0.0
+    # Never "100%" while a job is left: rounding up would claim the run is over.
+    return f"{min(share * 100, 99.9 if p.finished < p.total else 100):.1f}%"
+
+
+def progress_lines(p: Progress, width: int) -> list[Text]:
+    """The bar with its percentage and count, then the jobs' figures and the run's,
+    each packed into as few lines as fit `width` columns; a stop reason last, cut to
+    the width."""
+    head = f" {_percent(p):>6}  {p.finished:,}/{p.total:,}"
+    room = max(10, min(50, width - len(head)))
+    filled = room * p.finished // p.total if p.total else 0  # full only when all are
+    lines = [Text.assemble(("█" * filled, "green"), ("░" * (room - filled), "dim"), head)]
+    jobs, run = _parts(p)
+    lines += _packed(jobs, width) + _packed(run, width)
     if p.stopping:
-        table.add_row(Text(f"stopping: {p.stopping}", "yellow"))
-    return table
+        lines.append(Text(f"stopping: {p.stopping}", "yellow"))
+    for text in lines:
+        text.truncate(width, overflow="ellipsis")
+    return lines
 
 
 class ProgressView:
-    """A live line on a terminal; otherwise a log line every `interval` seconds."""
+    """A live bar on a terminal; a progress log line every `interval` seconds (which
+    a terminal's log handler leaves to the bar, and a log file keeps). `quiet`: no bar."""
 
-    def __init__(self, console: Console, *, interval: float):
+    def __init__(self, console: Console, *, interval: float, quiet: bool = False):
         self.console = console
         self.interval = interval
+        self.quiet = quiet
         self.live: Live | None = None
-        self._last_line = 0.0
+        self._last_line = -math.inf
 
     def __enter__(self) -> ProgressView:
-        if self.console.is_terminal:
+        if self.console.is_terminal and not self.quiet:
             self.live = Live(console=self.console, refresh_per_second=4, transient=False)
             self.live.__enter__()
         return self
@@ -95,12 +137,11 @@ class ProgressView:
 
     def __call__(self, p: Progress) -> None:
         if self.live is not None:
-            self.live.update(progress_table(p))
-            return
+            self.live.update(Group(*progress_lines(p, self.console.width)))
         now = time.monotonic()
         if now - self._last_line >= self.interval:
             self._last_line = now
-            log.info("%s", progress_line(p))
+            progress_log.info("%s", progress_line(p))
 
 
 def status_table(summary: Summary) -> Table:
@@ -123,3 +164,34 @@ def print_summary(console: Console, summary: Summary) -> None:
     console.print(status_table(summary), soft_wrap=False)
     for error, count in summary.failure_reasons:
         console.print(Text.assemble("  ", (f"{count} failed", "red"), ": ", error))
+
+
+def _local_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+def batches_table(batches: Sequence[BatchInfo]) -> Table:
+    """One row per batch: jobs by state, credits, first and last activity."""
+    table = Table(box=None, padding=(0, 1))
+    states = [s for s in JobState if any(b.counts.get(s.value) for b in batches)]
+    for name in ["batch", "jobs", *(s.value for s in states), "credits", "first", "last"]:
+        table.add_column(
+            Text(name), justify="left" if name in ("batch", "first", "last") else "right"
+        )
+    for b in batches:
+        table.add_row(
+            Text(b.id),
+            Text(f"{b.total:,}"),
+            *(Text(f"{b.counts.get(s.value, 0):,}") for s in states),
+            Text(f"{b.credits:,}"),
+            Text(_local_time(b.first_activity)),
+            Text(_local_time(b.last_activity)),
+        )
+    return table
+
+
+def print_batches(console: Console, batches: Sequence[BatchInfo]) -> None:
+    if not batches:
+        console.print("no batches: queue one with `orchestrator submit MANIFEST`")
+        return
+    console.print(batches_table(batches), soft_wrap=False)

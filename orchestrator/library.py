@@ -25,7 +25,7 @@ from typing import Any, TypedDict, Unpack
 
 from .config import DEFAULT_DB, DEFAULT_OUT, RateLimit
 from .errors import UsageError
-from .models import JobState
+from .models import SUCCESSFUL_STATES
 from .store import IngestResult, Store
 
 
@@ -69,8 +69,9 @@ class RunResult:
     queued: IngestResult | None = field(default=None, compare=False)  # submit only
 
     @property
-    def all_completed(self) -> bool:
-        return set(self.counts) <= {JobState.COMPLETED.value}
+    def succeeded(self) -> bool:
+        """Every job completed, or was canceled: what exit code 0 means."""
+        return set(self.counts) <= SUCCESSFUL_STATES
 
 
 def submit(

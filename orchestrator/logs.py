@@ -13,10 +13,14 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 from rich.console import Console
 from rich.logging import RichHandler
+
+from .errors import UsageError
 
 ISO_TIME = "%Y-%m-%d %H:%M:%S"
 MASK = "***"
@@ -95,6 +99,7 @@ class RedactFilter(logging.Filter):
 
 class _Verbosity:
     level = 0
+    quiet = False
 
 
 def verbosity() -> int:
@@ -102,32 +107,139 @@ def verbosity() -> int:
     return _Verbosity.level
 
 
-def setup_logging(
-    verbose: int, *, console: Console, secret: str, stream: IO[str] | None = None
-) -> logging.Handler:
-    """One handler on the root logger, so that every library's records are redacted
-    too: rich on a terminal, plain lines (`stream`, default stderr) elsewhere.
+def quiet() -> bool:
+    """Whether -q was given: no progress, only warnings and errors on the console."""
+    return _Verbosity.quiet
 
-    The orchestrator logs at INFO (DEBUG with -vv: every API request); other libraries
-    only their warnings.
-    """
-    _Verbosity.level = verbose
+
+# A record's structured fields (`extra={FIELDS: {...}}`): written as keys of their own
+# in JSON logs, redacted like the message.
+FIELDS = "log_fields"
+# Progress lines go to this logger: a terminal shows the live bar instead.
+PROGRESS = "orchestrator.progress"
+FORMATS = ("text", "json")
+
+
+class FieldsRedactFilter(RedactFilter):
+    """RedactFilter, and the record's structured fields redacted too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            setattr(
+                record,
+                FIELDS,
+                {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()},
+            )
+        return super().filter(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, message, the
+    record's fields, and the traceback if any. The whole line is redacted once more,
+    so that no escaping of the key's characters can slip through."""
+
+    def __init__(self, redact: Redactor):
+        super().__init__()
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            data.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["traceback"] = record.exc_text
+        return self.redact(json.dumps(data, ensure_ascii=False, default=str))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _NotProgress(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != PROGRESS
+
+
+def _formatter(log_format: str, redact: Redactor) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(redact)
+    return logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt=ISO_TIME)
+
+
+def _console_handler(
+    console: Console, log_format: str, redact: Redactor, stream: IO[str] | None
+) -> logging.Handler:
     handler: logging.Handler
     if console.is_terminal:
         # markup off: messages carry file names and API text, printed as they are.
         handler = RichHandler(
             console=console, show_path=False, markup=False, log_time_format=ISO_TIME
         )
+        handler.addFilter(_NotProgress())  # the live bar shows it
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt=ISO_TIME)
-        )
-    handler.addFilter(RedactFilter(Redactor(secret)))
-    setattr(handler, _MARK, True)
+        handler.setFormatter(_formatter(log_format, redact))
+    return handler
+
+
+def _file_handler(path: Path, log_format: str, redact: Redactor) -> logging.Handler:
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the log file {path}: {exc.strerror or exc}; "
+            "give --log-file a path in a folder that exists and can be written"
+        ) from None
+    handler.setFormatter(_formatter(log_format, redact))
+    return handler
+
+
+def setup_logging(
+    verbose: int,
+    *,
+    console: Console,
+    secret: str,
+    stream: IO[str] | None = None,
+    quiet: bool = False,
+    log_file: Path | None = None,
+    log_format: str = "text",
+) -> logging.Handler:
+    """Handlers on the root logger, so that every library's records are redacted too:
+    rich on a terminal, plain lines (`stream`, default stderr) elsewhere, and
+    `log_file` (appended to) when given; `log_format` json makes the plain lines and
+    the file one JSON object per line. Returns the console's handler.
+
+    The orchestrator logs at INFO (DEBUG with -vv: every API request); other libraries
+    only their warnings. `quiet` leaves only warnings and errors on the console; the
+    file keeps everything.
+    """
+    if log_format not in FORMATS:
+        raise UsageError(f"--log-format {log_format!r}: use one of {', '.join(FORMATS)}")
+    _Verbosity.level, _Verbosity.quiet = verbose, quiet
+    redact = Redactor(secret)
+    handler = _console_handler(console, log_format, redact, stream)
+    if quiet:
+        handler.setLevel(logging.WARNING)
+    handlers = [handler]
+    if log_file is not None:
+        handlers.append(_file_handler(log_file, log_format, redact))
     root = logging.getLogger()
-    root.handlers[:] = [h for h in root.handlers if not getattr(h, _MARK, False)]
-    root.addHandler(handler)
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    for h in handlers:
+        h.addFilter(FieldsRedactFilter(redact))
+        setattr(h, _MARK, True)
+        root.addHandler(h)
     root.setLevel(logging.WARNING)
     ours = logging.getLogger("orchestrator")
     ours.handlers[:] = []

@@ -16,10 +16,15 @@ class JobState(enum.StrEnum):
     DOWNLOADING = "downloading"  # the prediction completed; outputs are being saved
     COMPLETED = "completed"  # every output is on disk
     FAILED = "failed"  # permanently failed; `error` says why
+    CANCELED = "canceled"  # taken out of the queue before it was sent (`orchestrator cancel`)
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED)
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+
+
+# A run succeeded when every job of its batches ended in one of these states.
+SUCCESSFUL_STATES = frozenset({JobState.COMPLETED, JobState.CANCELED})
 
 
 class AttemptState(enum.StrEnum):
@@ -107,10 +112,17 @@ class Progress:
     elapsed: float
     finished_this_run: int
     stopping: str | None
+    rate_limited: int = 0  # 429 answers this run (each one waited out, never a failure)
+    retries: int = 0  # predictions and downloads tried again after a failure, this run
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        """Jobs of the run's batches in a terminal state."""
+        return sum(n for state, n in self.counts.items() if JobState(state).terminal)
 
     @property
     def rate(self) -> float:

@@ -48,7 +48,32 @@ def _env_option(name: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(name, envvar=env, show_envvar=True, show_default=True, **kwargs)
 
 
-# What every command that runs the queue takes (submit, resume).
+def log_options(f: F) -> F:
+    """The group's options: how much is logged, and where (see logs.setup_logging)."""
+    options = (
+        click.option("-v", "--verbose", count=True, help="More log output (-vv: every request)."),
+        click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress."),
+        _env_option(
+            "--log-file",
+            "ORCHESTRATOR_LOG_FILE",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also append every log line here (progress included, whatever -q says).",
+        ),
+        _env_option(
+            "--log-format",
+            "ORCHESTRATOR_LOG_FORMAT",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="json: one object per line (time, level, message, fields), in the log file"
+            " and on stderr when it is not a terminal.",
+        ),
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+# What every command that runs the queue takes (submit, resume, retry).
 RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
     _env_option(
         "--out",

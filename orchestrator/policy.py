@@ -84,3 +84,31 @@ def backoff(tries: int, *, base: float, cap: float, rng: random.Random | None = 
     step = min(cap, base * 2.0 ** max(0, tries))
     r = (rng or random).random()
     return step * (0.5 + 0.5 * r)
+
+
+# The name a failed job goes by when no prediction failed: its `/run` was refused
+# (400: the same request is refused again), or its outputs could not be saved.
+REFUSED = "BadRequest"
+DOWNLOAD_FAILED = "DownloadError"
+# Failures that `orchestrator retry` leaves alone unless `--error` names them: the
+# same inputs would fail the same way (and a moderation refusal may cost again).
+NOT_RETRIED_BY_DEFAULT = PERMANENT_ERRORS | {REFUSED}
+
+
+def failure_name(attempt_state: str | None, error_name: str | None, undelivered: bool) -> str:
+    """What a failed job failed of, from its latest attempt: the prediction's error
+    name, DownloadError when it completed but an output was not saved, BadRequest when
+    `/run` was refused."""
+    if undelivered:
+        return DOWNLOAD_FAILED
+    if error_name:
+        return error_name
+    return REFUSED if attempt_state == "rejected" else "Unknown"
+
+
+def chosen_for_retry(name: str, named: frozenset[str] | None) -> bool:
+    """Whether `orchestrator retry` runs a job that failed of `name` again: the names
+    given with --error if any, else every failure but the permanent ones."""
+    if named:
+        return name in named
+    return name not in NOT_RETRIED_BY_DEFAULT

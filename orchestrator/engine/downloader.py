@@ -24,6 +24,7 @@ from ..outputs import (
     save_output,
 )
 from ..store import PendingOutput, Store
+from .failures import log_failure
 from .state import RunState, StopReason
 
 log = logging.getLogger("orchestrator")
@@ -91,8 +92,9 @@ class Downloader:
                 final = not exc.retryable or output.tries + 1 >= settings.download_tries
                 self.store.record_download_failed(output, str(exc), final=final)
                 if final:
-                    log.error("job %s: output %d not saved: %s", output.job_id, output.idx, exc)
+                    log_failure(self.store, output.job_pk, f"output {output.idx} not saved: {exc}")
                     return False
+                self.state.retries += 1
                 await anyio.sleep(self.state.backoff(output.tries))
                 output = replace(output, tries=output.tries + 1)
                 continue

@@ -15,6 +15,7 @@ from ..limits import SlidingWindow, Ticket
 from ..policy import StatusAction
 from ..polling import Candidate, Durations, pick
 from ..store import Flight, PendingOutput, Store
+from .failures import log_failure
 from .state import RunState, Slot
 
 log = logging.getLogger("orchestrator")
@@ -116,6 +117,7 @@ class Poller:
         state.transport_ok()
         if action is StatusAction.PAUSE_POLLING:
             assert isinstance(exc, RateLimited)
+            state.rate_limited += 1
             wait = exc.retry_after if exc.retry_after is not None else state.backoff(0)
             self.window.pause_until(state.clock.monotonic() + wait)
         else:  # StatusAction.PREDICTION_LOST
@@ -166,6 +168,9 @@ class Poller:
         self.store.record_failed(
             flight, name=name, message=message, refund=refund, retry=retry, not_before=not_before
         )
-        verb = "will retry" if retry else "job failed"
-        log.warning("job %s: prediction failed with %s (%s)", flight.job_id, name, verb)
+        if retry:
+            state.retries += 1
+            log.warning("job %s: prediction failed with %s (will retry)", flight.job_id, name)
+        else:
+            log_failure(self.store, flight.job_pk, f"{name}: {message}" if message else name)
         self._release(slot)

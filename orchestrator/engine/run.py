@@ -22,7 +22,7 @@ from ..clock import SYSTEM, Clock
 from ..config import Settings
 from ..errors import Interrupted, OutOfCredits, OutputsUnwritable
 from ..limits import SlidingWindow
-from ..models import JobState, Progress
+from ..models import SUCCESSFUL_STATES, JobState, Progress
 from ..outputs import BlockingRunner
 from ..store import Recovery, Store
 from .downloader import Downloader
@@ -38,6 +38,11 @@ class RunOutcome:
     counts: dict[str, int]
     credits: int
     uncertain: int
+
+    @property
+    def succeeded(self) -> bool:
+        """Every job completed, but those canceled."""
+        return set(self.counts) <= SUCCESSFUL_STATES
 
 
 class Engine:
@@ -232,6 +237,8 @@ class Engine:
             elapsed=self.clock.monotonic() - self._started,
             finished_this_run=finished - self._finished_before,
             stopping=state.stop_detail if state.stopping is not None else None,
+            rate_limited=state.rate_limited,
+            retries=state.retries,
         )
 
     def _emit_progress(self) -> None:

@@ -62,6 +62,10 @@ class RunState:
         self.stop_detail = ""
         self.abort_error: StopRun | None = None  # stop at once, and raise this
         self.hard_stop = False  # a second signal: do not even wait for /run answers
+        # Shown on the progress bar: 429 answers (waited out), and predictions or
+        # downloads tried again after a failure.
+        self.rate_limited = 0
+        self.retries = 0
         self._transport_failures = 0
         self._changed = anyio.Event()
 

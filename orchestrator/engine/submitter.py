@@ -17,6 +17,7 @@ from ..errors import AuthError
 from ..limits import SlidingWindow, Ticket
 from ..policy import RunAction
 from ..store import ClaimedJob, Flight, Store
+from .failures import log_failure
 from .state import RunState, StopReason
 
 log = logging.getLogger("orchestrator")
@@ -128,11 +129,13 @@ class Submitter:
             not_before = state.clock.wall() + delay
             store.record_lost(claimed, request_pk, error=str(exc), not_before=not_before)
             log.warning("job %s: /run answer lost (%s); will resend", claimed.job_id, exc)
+            state.retries += 1
             return False
         if action is not RunAction.STOP_BAD_KEY:
             state.transport_ok()
         if action in (RunAction.WAIT_AND_RESEND, RunAction.HOLD_SUBMISSIONS):
             assert isinstance(exc, RateLimited)
+            state.rate_limited += 1
             # A 429 proves nothing was created: until it is resent the attempt counts
             # as never sent, so a crash meanwhile leaves no doubt about a charge.
             store.record_refused(claimed.attempt_pk, request_pk)
@@ -142,7 +145,7 @@ class Submitter:
             store.record_rejected(claimed, 0, error=error, fail_job=False)
         elif action is RunAction.FAIL_JOB:
             store.record_rejected(claimed, request_pk, error=str(exc), fail_job=True)
-            log.error("job %s failed: %s", claimed.job_id, exc)
+            log_failure(store, claimed.job_pk, str(exc))
         elif action is RunAction.STOP_BAD_KEY:
             store.record_rejected(claimed, request_pk, error=str(exc), fail_job=False)
             state.abort(

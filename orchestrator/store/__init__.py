@@ -25,10 +25,21 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
-from . import ingest, messages, outputs, queue, reads, recovery, requests
+from . import batches, ingest, messages, outputs, queue, reads, recovery, requests
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
-from .records import ClaimedJob, Flight, IngestResult, PendingOutput, Recovery
+from .records import (
+    BatchInfo,
+    Canceled,
+    ClaimedJob,
+    Flight,
+    IngestResult,
+    JobOrigin,
+    PendingOutput,
+    Recovery,
+    Requeued,
+)
+from .recovery import Chooser
 
 _changed_message = messages.changed_jobs  # its name in the single-module store
 
@@ -98,7 +109,14 @@ class Store:
 
     def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
         """Give failed jobs another chance (`--retry-failed`); returns how many."""
-        return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl)
+        return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl).total
+
+    def retry_failed(
+        self, batches: Sequence[str] | None, *, url_ttl: float, chosen: Chooser | None = None
+    ) -> Requeued:
+        """Failed jobs picked by `chosen(job_id, failure_name)` run again (downloaded
+        again when they can be); the others are counted by failure name."""
+        return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl, chosen=chosen)
 
     def recover(self) -> Recovery:
         """Put the queue back in order after a run that did not finish."""
@@ -201,6 +219,21 @@ class Store:
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         return requests.recent_requests(self._db, endpoint, since)
 
+    # ------------------------------------------------------------------ batches
+
+    def list_batches(self) -> list[BatchInfo]:
+        """Every batch, oldest first, with its jobs counted by state and its credits."""
+        return batches.list_batches(self._db)
+
+    def job_states(self, batch: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each named job of `batch` that exists."""
+        return batches.job_states(self._db, batch, job_ids)
+
+    def cancel(self, batch: str, job_ids: Sequence[str] | None = None) -> Canceled:
+        """Cancel the queued jobs of `batch` (or those of `job_ids`): safe while another
+        process runs the queue, since only jobs still queued change."""
+        return batches.cancel(self._db, batch, job_ids)
+
     # ------------------------------------------------------------------ reading
 
     def batch_ids(self) -> list[str]:
@@ -227,6 +260,10 @@ class Store:
     ) -> list[tuple[str, int]]:
         return reads.failure_reasons(self._db, batches, limit)
 
+    def job_origin(self, job_pk: int) -> JobOrigin:
+        """A job's batch, id, model, and manifest file and line (for its log lines)."""
+        return reads.job_origin(self._db, job_pk)
+
     def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         """One dict per job, with its attempts and outputs, in queue order."""
         return reads.iter_report(self._db, batches)
@@ -234,12 +271,17 @@ class Store:
 
 __all__ = [
     "BLOB_THRESHOLD",
+    "BatchInfo",
+    "Canceled",
+    "Chooser",
     "ClaimedJob",
     "Flight",
     "IngestResult",
+    "JobOrigin",
     "OrchestratorError",
     "PendingOutput",
     "Recovery",
+    "Requeued",
     "Store",
     "_changed_message",
     "_current_revision",

@@ -65,3 +65,12 @@ def case_twin_queued(job_id: str, other: str, batch_id: str) -> str:
         f"in batch {batch_id!r}: they would share one output folder on "
         "case-insensitive file systems; rename it"
     )
+
+
+def unknown_jobs(batch: str, job_ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(j) for j in job_ids[:10])
+    more = f" and {len(job_ids) - 10} more" if len(job_ids) > 10 else ""
+    return (
+        f"batch {batch!r} has no job with id {shown}{more}; nothing was changed: "
+        f"check the ids with `orchestrator report {batch}`"
+    )

@@ -45,7 +45,13 @@ _ANY_READY = Scoped(select(literal(1)).select_from(_j).where(_ready).limit(1))
 _WAITING = Scoped(
     select(func.count(), func.min(_j.c.not_before)).where(_j.c.state == JobState.QUEUED)
 )
-_START = Prepared(_job.values(state=JobState.RUNNING, not_before=None, updated_at=_NOW))
+# Only a job still queued is taken: another process (`orchestrator cancel`) may have
+# changed it since the read, which the driver runs before the transaction begins.
+_START = Prepared(
+    _job.where(_j.c.state == JobState.QUEUED).values(
+        state=JobState.RUNNING, not_before=None, updated_at=_NOW
+    )
+)
 _NEW_ATTEMPT = Prepared(
     inserting(_a, "job_pk", "sent_at").values(state=AttemptState.PENDING, uncertain=False)
 )
@@ -118,11 +124,15 @@ def claim_next(
     """Take the next ready job and commit an attempt row for the `/run` about to go."""
     now = db.clock.wall()
     with db.tx(durable=True) as conn:
-        row = _NEXT(conn, batches, now=now).first()
-        if row is None:
-            return None
-        job_pk, batch_id, job_id, model_name, inputs, failures = row
-        _START(conn, job=job_pk, now=now)
+        while True:
+            row = _NEXT(conn, batches, now=now).first()
+            if row is None:
+                return None
+            job_pk, batch_id, job_id, model_name, inputs, failures = row
+            # Zero rows: the job was canceled meanwhile. The UPDATE began the write
+            # transaction, so the next read sees the queue as it now stands.
+            if _START(conn, job=job_pk, now=now).rowcount == 1:
+                break
         attempt_pk = new_pk(_NEW_ATTEMPT(conn, job_pk=job_pk, sent_at=now))
         request_pk = requests.add(conn, "run", now) if log_request else 0
         return ClaimedJob(

@@ -14,6 +14,7 @@ from ..models import JobState
 from . import messages
 from .connection import Database
 from .outputs import of_current_attempt
+from .records import JobOrigin
 from .statements import Prepared, Scoped
 
 _j, _a, _o, _l = t.jobs, t.attempts, t.outputs, t.ledger
@@ -34,6 +35,11 @@ _FAILURES = Scoped(
     .group_by(_j.c.error)
     .order_by(_n.desc())
     .limit(bindparam("limit", type_=Integer))
+)
+_ORIGIN = Prepared(
+    select(_j.c.batch_id, _j.c.job_id, _j.c.model_name, t.batches.c.manifest, _j.c.line)
+    .join(t.batches, t.batches.c.id == _j.c.batch_id)
+    .where(_j.c.pk == bindparam("job", type_=Integer))
 )
 # Three scans in job order, merged as they go (see iter_report). A job's outputs are
 # reported once its prediction completed, and only those of its latest attempt.
@@ -91,6 +97,12 @@ def failure_reasons(
     with db.tx() as conn:
         rows = _FAILURES(conn, batches, limit=limit).all()
     return [(str(e), int(n)) for e, n in rows]
+
+
+def job_origin(db: Database, job_pk: int) -> JobOrigin:
+    with db.tx() as conn:
+        batch_id, job_id, model_name, manifest, line = _ORIGIN(conn, job=job_pk).one()
+    return JobOrigin(batch_id, job_id, model_name, manifest, line)
 
 
 def iter_report(db: Database, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:

@@ -62,3 +62,54 @@ class Recovery:
     downloads: list[int]  # job pks with outputs still to save
     lost: int  # attempts sent without an answer: resubmitted, marked uncertain
     unsent: int  # attempts created but never sent: dropped
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """One batch as `orchestrator list` shows it; times are wall-clock seconds."""
+
+    id: str
+    manifest: str
+    counts: dict[str, int]  # jobs by state
+    credits: int  # spent, net of refunds
+    first_activity: float  # when it was first queued
+    last_activity: float  # the latest change to it or to one of its jobs
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Canceled:
+    """What `orchestrator cancel` did: the queued jobs it canceled, and the others it
+    was asked about (every job of the batch, or those named), by state."""
+
+    canceled: int
+    others: dict[str, int]  # by state; "canceled" counts those canceled before
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """Failed jobs given another chance: downloaded again (their prediction completed
+    and its URLs are still valid) or predicted again; the others left failed, by the
+    name of their failure."""
+
+    downloads: int
+    predictions: int
+    skipped: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return self.downloads + self.predictions
+
+
+@dataclass(frozen=True)
+class JobOrigin:
+    """Where a job came from: its batch, id, model, and manifest file and line."""
+
+    batch_id: str
+    job_id: str
+    model_name: str
+    manifest: str
+    line: int | None  # None for jobs queued before lines were kept

@@ -3,16 +3,18 @@ order, and failed jobs given another chance (downloaded again when they can be).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Float, bindparam, select, update
+from sqlalchemy import Connection, Float, bindparam, func, select, update
 
+from .. import policy
 from .. import schema as t
 from ..models import AttemptState, JobState
 from . import queue
 from .connection import Database
 from .outputs import of_current_attempt
-from .records import Flight, Recovery
+from .records import Flight, Recovery, Requeued
 from .statements import Prepared, Scoped
 
 _j, _a, _o = t.jobs, t.attempts, t.outputs
@@ -50,8 +52,7 @@ _undownloaded = (
     .join(_a, _a.c.pk == _o.c.attempt_pk)
     .where(_j.c.state == JobState.FAILED, _o.c.state == "failed", of_current_attempt())
 )
-_UNDOWNLOADED = Scoped(_undownloaded)
-_UNDOWNLOADED_SINCE = Scoped(_undownloaded.where(_a.c.accepted_at >= bindparam("since")))
+_UNDOWNLOADED = Prepared(_undownloaded)
 _RETRY_OUTPUTS = Prepared(
     update(_o)
     .where(_o.c.job_pk == bindparam("job"), _o.c.state == "failed", of_current_attempt())
@@ -62,11 +63,29 @@ _REDOWNLOAD = Prepared(
     .where(_j.c.pk == bindparam("job"))
     .values(state=JobState.DOWNLOADING, error=None, updated_at=_NOW)
 )
-_REQUEUE_FAILED = Scoped(
+_REQUEUE_ONE = Prepared(
     update(_j)
-    .where(_j.c.state == JobState.FAILED)
-    .values(state=JobState.QUEUED, failures=0, error=None, not_before=None)
+    .where(_j.c.pk == bindparam("job"), _j.c.state == JobState.FAILED)
+    .values(state=JobState.QUEUED, failures=0, error=None, not_before=None, updated_at=_NOW)
 )
+# Every failed job with its latest attempt (if any), and whether an output of that
+# attempt failed to save: what a retry needs to decide, in one scan.
+_newer = _a.alias("newer")
+_latest = select(func.max(_newer.c.pk)).where(_newer.c.job_pk == _j.c.pk).scalar_subquery()
+_undelivered = select(_o.c.pk).where(_o.c.attempt_pk == _a.c.pk, _o.c.state == "failed").exists()
+_FAILED_JOBS = Scoped(
+    select(
+        *(_j.c.pk, _j.c.job_id, _a.c.state, _a.c.error_name, _a.c.accepted_at),
+        _undelivered.label("undelivered"),
+    )
+    .select_from(_j.outerjoin(_a, _a.c.pk == _latest))
+    .where(_j.c.state == JobState.FAILED)
+    .order_by(_j.c.pk)
+)
+
+# Decides from (job id, failure name) whether a failed job runs again: True runs it,
+# False leaves it failed and counts it as skipped, None leaves it out of the count.
+Chooser = Callable[[str, str], bool | None]
 
 
 def recover(db: Database) -> Recovery:
@@ -89,7 +108,7 @@ def recover(db: Database) -> Recovery:
         flights = _in_flight(conn, now)
         downloads = list(_DOWNLOADING(conn).scalars())
         # Jobs whose downloads failed earlier get another chance without a new prediction.
-        failed_downloads = redownload_failed(conn, None, None, now)
+        failed_downloads = redownload_failed(conn, now)
     return Recovery(flights, downloads + failed_downloads, len(lost), unsent)
 
 
@@ -109,30 +128,46 @@ def _in_flight(conn: Connection, now: float) -> list[Flight]:
     ]
 
 
-def requeue_failed(db: Database, batches: Sequence[str] | None, *, url_ttl: float) -> int:
-    """Give failed jobs another chance (`--retry-failed`); returns how many.
+def requeue_failed(
+    db: Database, batches: Sequence[str] | None, *, url_ttl: float, chosen: Chooser | None = None
+) -> Requeued:
+    """Give failed jobs another chance (`--retry-failed`, `orchestrator retry`).
 
     A job whose prediction completed and whose output URLs are surely still
     valid (accepted less than `url_ttl` seconds ago) is only downloaded again,
     never bought again; every other failed job gets a fresh set of attempts.
+    `chosen(job_id, failure_name)` picks the jobs (default: every failed job); the
+    others stay failed, and those it answers False for are counted by failure name
+    (see policy.failure_name).
     """
     now = db.clock.wall()
+    downloads = predictions = 0
+    skipped: Counter[str] = Counter()
     with db.tx() as conn:
-        downloads = redownload_failed(conn, batches, now - url_ttl, now)
-        return len(downloads) + int(_REQUEUE_FAILED(conn, batches).rowcount)
+        for pk, job_id, state, error_name, accepted_at, undelivered in _FAILED_JOBS(
+            conn, batches
+        ).all():
+            name = policy.failure_name(state, error_name, bool(undelivered))
+            choice = True if chosen is None else chosen(job_id, name)
+            if choice is None:
+                continue
+            if not choice:
+                skipped[name] += 1
+            elif undelivered and accepted_at is not None and accepted_at >= now - url_ttl:
+                _RETRY_OUTPUTS(conn, job=pk)
+                _REDOWNLOAD(conn, job=pk, now=now)
+                downloads += 1
+            else:
+                _REQUEUE_ONE(conn, job=pk, now=now)
+                predictions += 1
+    return Requeued(downloads, predictions, dict(skipped))
 
 
-def redownload_failed(
-    conn: Connection, batches: Sequence[str] | None, accepted_since: float | None, now: float
-) -> list[int]:
+def redownload_failed(conn: Connection, now: float) -> list[int]:
     """Failed jobs whose current attempt completed but whose outputs were not all
-    saved go back to downloading; returns their pks. With `accepted_since`, only
-    predictions accepted since then: older URLs may have expired."""
-    if accepted_since is None:
-        found = _UNDOWNLOADED(conn, batches)
-    else:
-        found = _UNDOWNLOADED_SINCE(conn, batches, since=accepted_since)
-    pks = [int(pk) for pk in found.scalars()]
+    saved go back to downloading (at recovery, whatever their age: the download
+    says whether the URLs still work); returns their pks."""
+    pks = [int(pk) for pk in _UNDOWNLOADED(conn).scalars()]
     for pk in pks:
         _RETRY_OUTPUTS(conn, job=pk)
         _REDOWNLOAD(conn, job=pk, now=now)

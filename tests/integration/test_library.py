@@ -52,7 +52,7 @@ def test_submit_returns_what_was_made_and_prints_nothing(
     assert result.batches == ["shop"]
     assert result.counts == {"completed": 4, "failed": 1}
     assert result.credits == server.state.credits_charged == 4
-    assert result.uncertain == 0 and not result.all_completed
+    assert result.uncertain == 0 and not result.succeeded
     assert result.queued is not None and result.queued.added == 5
     assert sorted(result.outputs) == [f"sku-{i}" for i in range(5)]
     assert result.outputs["sku-0"] == []
@@ -71,7 +71,7 @@ def test_resume_continues_a_queued_batch(sandbox: Any, tmp_path: Path) -> None:
     )
     assert queued.counts == {"queued": 3} and server.state.predictions() == []
     result = orchestrator.resume("shop", db=tmp_path / "q.db", **options)
-    assert result.counts == {"completed": 3} and result.all_completed
+    assert result.counts == {"completed": 3} and result.succeeded
     assert len(server.state.predictions()) == 3
     digests = {
         hashlib.sha256(p.read_bytes()).hexdigest() for ps in result.outputs.values() for p in ps
