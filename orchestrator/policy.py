@@ -84,3 +84,15 @@ def backoff(tries: int, *, base: float, cap: float, rng: random.Random | None = 
     step = min(cap, base * 2.0 ** max(0, tries))
     r = (rng or random).random()
     return step * (0.5 + 0.5 * r)
+
+
+def within_budget(cap: int | None, spent: int, in_flight_most: int, cost: int) -> bool:
+    """Whether a prediction costing `cost` may start under a cap of `cap` credits.
+
+    `spent` is what the batch has spent (charged net of refunds, and what uncertain
+    attempts may have been charged); `in_flight_most` is the most that the predictions
+    in flight can still add (the `/run` requests not yet answered). None: no cap.
+    """
+    if cap is None:
+        return True
+    return spent + in_flight_most + cost <= cap

@@ -14,7 +14,7 @@ Durability rules the engine relies on:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from . import ingest, messages, outputs, queue, reads, recovery, requests
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
 from .records import ClaimedJob, Flight, IngestResult, PendingOutput, Recovery
+from .spend import Spend
 
 _changed_message = messages.changed_jobs  # its name in the single-module store
 
@@ -52,6 +53,7 @@ class Store:
             self.check_exists(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Database(self.path, durable=durable, clock=clock)
+        self.spend = Spend(self._db)  # rates, open costs, balance checks
 
     @property
     def engine(self) -> Engine:
@@ -94,6 +96,18 @@ class Store:
         """Queue a manifest's jobs in one transaction: all of them, or nothing."""
         return ingest.ingest(self._db, batch_id, manifest, specs, problems, replace=replace)
 
+    def check_manifest(
+        self,
+        batch_id: str,
+        manifest: str,
+        specs: Iterable[JobSpec],
+        problems: list[Problem],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Every check `ingest` makes (the same errors), writing nothing."""
+        ingest.check(self._db, batch_id, manifest, specs, problems, replace=replace)
+
     # ------------------------------------------------------------------ recovery
 
     def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
@@ -107,10 +121,15 @@ class Store:
     # ------------------------------------------------------------------ submit
 
     def claim_next(
-        self, batches: Sequence[str] | None, *, log_request: bool = True
+        self,
+        batches: Sequence[str] | None,
+        *,
+        log_request: bool = True,
+        admit: Callable[[str, dict[str, Any]], bool] | None = None,
     ) -> ClaimedJob | None:
-        """Take the next ready job and commit an attempt row for the `/run` about to go."""
-        return queue.claim_next(self._db, batches, log_request=log_request)
+        """Take the next ready job and commit an attempt row for the `/run` about to go;
+        None when no job is ready, or `admit(model, inputs)` refuses the next one."""
+        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit)
 
     def has_ready(self, batches: Sequence[str] | None) -> bool:
         return queue.has_ready(self._db, batches)
@@ -240,6 +259,7 @@ __all__ = [
     "OrchestratorError",
     "PendingOutput",
     "Recovery",
+    "Spend",
     "Store",
     "_changed_message",
     "_current_revision",

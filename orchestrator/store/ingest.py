@@ -121,13 +121,38 @@ def ingest(
     return IngestResult(batch_id, added, total - added - replaced, replaced)
 
 
-def _stage(conn: Connection, specs: Iterable[JobSpec]) -> None:
+class _Rollback(Exception):
+    """Ends a check's transaction: what it staged is thrown away."""
+
+
+def check(
+    db: Database,
+    batch_id: str,
+    manifest: str,
+    specs: Iterable[JobSpec],
+    problems: list[Problem],
+    *,
+    replace: bool = False,
+) -> None:
+    """Every check `ingest` makes, writing nothing: the rows go only to the
+    connection's TEMP staging table (blobs only by digest), and are rolled back."""
+    try:
+        with db.tx() as conn:
+            _stage(conn, specs, store_blobs=False)
+            _refuse_problems(conn, manifest, batch_id, problems)
+            _check_changed(conn, manifest, batch_id, replace=replace)
+            raise _Rollback
+    except _Rollback:
+        pass
+
+
+def _stage(conn: Connection, specs: Iterable[JobSpec], *, store_blobs: bool = True) -> None:
     """Every spec into staging, in chunks: one row each, inputs slimmed of blobs."""
     sqlite.open_staging(conn)
     digests: dict[str, str] = {}
     chunk: list[tuple[Any, ...]] = []
     for spec in specs:
-        inputs = blobs.slim(conn, spec.inputs, digests)
+        inputs = blobs.slim(conn, spec.inputs, digests, store=store_blobs)
         # Hashing the slim inputs (blobs by digest) identifies the job as well as
         # the full ones, without rehashing a shared photo for every row.
         fingerprint = hashlib.sha256(f"{spec.model_name}\n{inputs}".encode()).hexdigest()
