@@ -65,6 +65,11 @@ class Reconciliation:
         d = self.difference
         if d == 0:
             return f"{head}: they agree"
+        if self.charged < 0:
+            return (
+                f"the account's balance rose by {-self.charged} while {self.recorded} were "
+                "recorded as spent: credits were likely added to the account meanwhile"
+            )
         if d < 0:
             return (
                 f"{head}; {-d} fewer were charged than recorded: credits were likely added "

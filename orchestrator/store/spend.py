@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Float, Integer, bindparam, func, select, update
+from sqlalchemy import Float, Integer, bindparam, func, or_, select, update
 
 from .. import schema as t
 from ..models import AttemptState, JobState
@@ -45,7 +45,7 @@ _UNCERTAIN_SINCE = Prepared(
 )
 _UNFINISHED = Scoped(
     select(_j.c.model_name, _j.c.inputs).where(
-        _j.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value])
+        or_(_j.c.state == JobState.QUEUED, _j.c.state == JobState.RUNNING)
     )
 )
 _RECORDED_SINCE = Prepared(
