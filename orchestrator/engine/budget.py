@@ -106,10 +106,10 @@ class Budget:
         for model, inputs in self.store.spend.unfinished_jobs(self.batches):
             left += 1
             cost += self.costs.cost(model, inputs)
-        text = f"spent {self.spent} of {self.cap}; {left} jobs left (about {cost} credits)"
+        text = f"spent {self.spent:,} of {self.cap:,}; {left:,} jobs left (about {cost:,} credits)"
         if self.exposure:
             text += (
-                f"; up to {self.exposure} more may have been charged for attempts whose "
+                f"; up to {self.exposure:,} more may have been charged for attempts whose "
                 "answer was lost"
             )
         return BudgetReached(

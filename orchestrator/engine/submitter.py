@@ -77,7 +77,9 @@ class Submitter:
                     ticket.cancel()
                     return
             budget = self.budget
-            admit = budget.admits if budget is not None else None
+            admit = None
+            if budget is not None:
+                budget.held, admit = None, budget.admits  # held: set only by this claim
             claimed = self.store.claim_next(
                 self.batches, log_request=self._log_requests, admit=admit
             )
