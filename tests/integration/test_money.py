@@ -4,6 +4,7 @@ refunds included. Assertions read the sandbox's own account and the database."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.errors import AuthError, BudgetReached
+from orchestrator.errors import AuthError, BudgetReached, ManifestError
 from orchestrator.reconcile import Reconciliation
 from orchestrator.report import summarize
 from orchestrator.sandbox import Faults, SandboxServer
@@ -153,3 +154,33 @@ def test_validate_estimates_from_the_ledger_and_reads_the_balance(
     assert after["requests"]["run"] == before["requests"]["run"]
     assert after["requests"]["credits"] == before["requests"]["credits"] + 1
     assert store.state_counts(None) == {"completed": 3}
+
+
+def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
+    store: Store, tmp_path: Path
+) -> None:
+    """validate on an existing queue: a case twin of a queued id is refused as submit
+    would, and a valid manifest with a local photo adds no job, no batch, no blob."""
+    store.ingest("b", "m.yaml", jobs(2), [])
+    photo = Path(__file__).parents[2] / "examples" / "images" / "sneaker-white.jpg"
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(
+        "batch: b\njobs:\n  - id: JOB-0\n    model_name: background-remove\n"
+        "    inputs: {image: https://x/a.png}\n"
+    )
+    with pytest.raises(ManifestError, match="JOB-0"):
+        validate_manifest(store.path, twin)
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(
+        f"batch: b\njobs:\n  - id: new\n    model_name: background-remove\n"
+        f"    inputs: {{image: {photo}}}\n"
+    )
+    before = {t: count(store.path, t) for t in ("jobs", "batches", "blobs", "events")}
+    estimate = validate_manifest(store.path, fine)
+    assert estimate.jobs == 1
+    assert {t: count(store.path, t) for t in before} == before
+
+
+def count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
