@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from orchestrator.errors import AuthError, BudgetReached, ManifestError
+from orchestrator.manifest import read_manifest
 from orchestrator.reconcile import Reconciliation
 from orchestrator.report import summarize
 from orchestrator.sandbox import Faults, SandboxServer
@@ -162,7 +163,8 @@ def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
     """validate on an existing queue: a case twin of a queued id is refused as submit
     would, and a valid manifest with a local photo adds no job, no batch, no blob."""
     store.ingest("b", "m.yaml", jobs(2), [])
-    photo = Path(__file__).parents[2] / "examples" / "images" / "sneaker-white.jpg"
+    photo = tmp_path / "photo.png"  # large enough to be stored as a blob when queued
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(4096))
     twin = tmp_path / "twin.yaml"
     twin.write_text(
         "batch: b\njobs:\n  - id: JOB-0\n    model_name: background-remove\n"
@@ -179,6 +181,8 @@ def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
     estimate = validate_manifest(store.path, fine)
     assert estimate.jobs == 1
     assert {t: count(store.path, t) for t in before} == before
+    store.ingest("b", str(fine), read_manifest(fine).jobs(), [])  # what submit would store
+    assert count(store.path, "blobs") == before["blobs"] + 1
 
 
 def count(db: Path, table: str) -> int:
