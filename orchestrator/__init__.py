@@ -1,6 +1,6 @@
 """Push whole catalogs through the FASHN API: queued, within every limit, resumable.
 
-The Python API (see library.py): `submit`, `resume`, and their `RunResult`.
+The Python API (see library.py): `submit`, `resume` and their `RunResult`; `validate`.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["RunResult", "resume", "submit"]
+__all__ = ["RunResult", "resume", "submit", "validate"]
 
 # A library prints nothing unless its user configures logging.
 logging.getLogger("orchestrator").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
-    from .library import RunResult, resume, submit
+    from .library import RunResult, resume, submit, validate
 
 
 def __getattr__(name: str) -> Any:

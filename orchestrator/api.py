@@ -90,7 +90,7 @@ class Status:
 
 
 class FashnClient:
-    """Typed calls to `/run` and `/status`, over one shared `httpx.AsyncClient`."""
+    """Typed calls to `/run`, `/status` and `/credits`, over one shared `httpx.AsyncClient`."""
 
     def __init__(
         self, http: httpx.AsyncClient, base_url: str, api_key: str, *, connections: int = 10
@@ -130,6 +130,16 @@ class FashnClient:
         name, message = _runtime_error(data.get("error"))
         message = self._redact(message) if message else message
         return Status(status, [str(o) for o in output], name, message)
+
+    async def credits(self) -> int:
+        """The account's balance: `GET /credits`, `credits.total` (a bare number too)."""
+        response = await self._send("GET", "/credits")
+        data = _json_object(response)
+        credits = data.get("credits")
+        total = credits.get("total") if isinstance(credits, dict) else credits
+        if isinstance(total, bool) or not isinstance(total, int | float):
+            raise Transient("/credits answered without a balance")
+        return int(total)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; -vv logs each (method, path, status: never a header)."""

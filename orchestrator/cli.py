@@ -20,10 +20,10 @@ from .config import (
     Settings,
     raw_api_key,
 )
-from .display import ProgressView, make_console, print_batches, print_summary
+from .display import ProgressView, make_console, print_batches, print_estimate, print_summary
 from .errors import StopRun, UsageError
 from .logs import Redactor, quiet, setup_logging, verbosity
-from .options import db_option, log_options, parse_limit, run_options, target
+from .options import api_target, db_option, log_options, parse_limit, run_options, target
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -132,6 +132,32 @@ def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
             again = requeue_failed(store, batches, url_ttl=settings.output_url_ttl)
             stderr.print(f"{again} failed job(s) run again")
         return _run(store, settings, batches)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--batch", help="Batch name (default: the manifest's `batch:` or file name).")
+@click.option("--replace", is_flag=True, help="Check as `submit --replace` would.")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def validate(manifest: Path, batch: str | None, replace: bool, db: Path, as_json: bool) -> int:
+    """Check MANIFEST as `submit` would and estimate its credits; queue nothing, send no /run.
+
+    With FASHN_API_KEY set, the account's balance is read (GET /v1/credits) and compared.
+    """
+    from .service import validate_manifest
+
+    base_url, api_key = api_target()
+    estimate = validate_manifest(
+        db, manifest, batch=batch, replace_changed=replace, api_key=api_key, base_url=base_url
+    )
+    if as_json:
+        import json
+
+        click.echo(json.dumps(estimate.as_dict()))
+    else:
+        print_estimate(stdout, manifest, estimate)
+    return 0
 
 
 @cli.command()

@@ -99,6 +99,8 @@ class Settings:
     run_limit: RateLimit | None = RateLimit(50, 60.0)
     status_limit: RateLimit | None = RateLimit(50, 10.0)
     max_attempts: int = 3
+    # The most the run's batches may spend (credits charged net of refunds); None: no cap.
+    max_credits: int | None = None
     # HTTP timeout of one request.
     request_timeout: float = 60.0
     # A prediction not terminal after this long is given up as failed (retryable).

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .costs import Estimate
 from .logs import PROGRESS
 from .models import JobState, Progress
 from .report import Summary
@@ -164,6 +165,10 @@ def print_summary(console: Console, summary: Summary) -> None:
     console.print(status_table(summary), soft_wrap=False)
     for error, count in summary.failure_reasons:
         console.print(Text.assemble("  ", (f"{count} failed", "red"), ": ", error))
+    check = summary.balance_check
+    if check is not None:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(check.finished_at or 0))
+        console.print(Text(f"last run (ended {when}): {check.sentence()}"))
 
 
 def _local_time(seconds: float) -> str:
@@ -195,3 +200,19 @@ def print_batches(console: Console, batches: Sequence[BatchInfo]) -> None:
         console.print("no batches: queue one with `orchestrator submit MANIFEST`")
         return
     console.print(batches_table(batches), soft_wrap=False)
+
+
+def print_estimate(console: Console, manifest: object, estimate: Estimate) -> None:
+    """What `validate` found: the jobs per model, their credits, and the balance."""
+    console.print(Text(f"{manifest}: valid, {estimate.jobs:,} jobs"))
+    table = Table(show_header=True, box=None, padding=(0, 2))
+    for name in ("model", "jobs", "credits", "rate from"):
+        table.add_column(name, justify="left" if name in ("model", "rate from") else "right")
+    for model, (jobs, credits) in estimate.by_model.items():
+        source = "this database" if estimate.sources[model] == "ledger" else "built-in table"
+        table.add_row(Text(model), Text(f"{jobs:,}"), Text(f"{credits:,}"), Text(source))
+    console.print(table, soft_wrap=False)
+    console.print(Text(f"estimated: about {estimate.credits:,} credits"))
+    verdict = estimate.verdict()
+    if verdict:
+        console.print(Text(verdict))

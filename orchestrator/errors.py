@@ -129,6 +129,11 @@ class OutOfCredits(StopRun):
     """The account has no credits left: in-flight work was finished, the rest waits."""
 
 
+class BudgetReached(StopRun):
+    """The next job would pass `--max-credits`: submission stopped, the predictions in
+    flight were finished; a higher cap on `resume` continues."""
+
+
 class OutputsUnwritable(StopRun):
     """The outputs folder is full, read-only or not ours: submission stopped, the
     predictions in flight were finished, their downloads wait for `resume`."""

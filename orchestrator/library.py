@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from .config import DEFAULT_DB, DEFAULT_OUT, RateLimit
+from .config import (
+    API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_DB,
+    DEFAULT_OUT,
+    RateLimit,
+    read_api_key,
+)
+from .costs import Estimate
 from .errors import UsageError
 from .models import SUCCESSFUL_STATES
 from .store import IngestResult, Store
@@ -37,6 +45,7 @@ class RunOptions(TypedDict, total=False):
     run_limit: str | None
     status_limit: str | None
     max_attempts: int
+    max_credits: int | None
     polling: str
     sandbox: bool
     sandbox_scale: float
@@ -50,6 +59,7 @@ _DEFAULTS: dict[str, Any] = {
     "run_limit": "50/60",
     "status_limit": "50/10",
     "max_attempts": 3,
+    "max_credits": None,
     "polling": "adaptive",
     "sandbox": False,
     "sandbox_scale": 0.05,
@@ -117,6 +127,31 @@ def resume(
             requeue_failed(store, named, url_ttl=settings.output_url_ttl)
         _run(store, settings, named)
         return _result(store, named or store.batch_ids(), None)
+
+
+def validate(
+    manifest: str | os.PathLike[str],
+    *,
+    db: str | os.PathLike[str] = DEFAULT_DB,
+    batch: str | None = None,
+    replace: bool = False,
+    api_key: str | None = None,
+    base_url: str | None = None,
+) -> Estimate:
+    """Every check `submit` makes, then the jobs per model and the credits they need
+    (`Estimate.as_dict()` is what `validate --json` prints); with a key, the balance.
+    Sends no `/run` and writes nothing."""
+    from .service import validate_manifest
+
+    key = read_api_key() if api_key is None else read_api_key({API_KEY_ENV: api_key})
+    return validate_manifest(
+        Path(db),
+        Path(manifest),
+        batch=batch,
+        replace_changed=replace,
+        api_key=key,
+        base_url=base_url or os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL,
+    )
 
 
 def _run_options(options: RunOptions) -> tuple[dict[str, Any], dict[str, str | None]]:

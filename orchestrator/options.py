@@ -110,6 +110,14 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
         default=3,
         help="Predictions per job before a retryable failure becomes final.",
     ),
+    _env_option(
+        "--max-credits",
+        "ORCHESTRATOR_MAX_CREDITS",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Most credits the batch may spend (charged net of refunds); no more jobs start"
+        " once the next one would pass it.  [default: no cap]",
+    ),
     click.option(
         "--polling",
         type=click.Choice(["adaptive", "uniform"]),
@@ -148,8 +156,14 @@ def settings_from(opts: dict[str, Any], api_key: str = "", base_url: str | None 
         run_limit=opts["run_limit"],
         status_limit=opts["status_limit"],
         max_attempts=opts["max_attempts"],
+        max_credits=opts["max_credits"],
         polling=opts["polling"],
     )
+
+
+def api_target() -> tuple[str, str]:
+    """The API's base URL and the key (stripped and checked; "" when not set)."""
+    return os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL, read_api_key()
 
 
 @contextmanager

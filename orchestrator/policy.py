@@ -112,3 +112,15 @@ def chosen_for_retry(name: str, named: frozenset[str] | None) -> bool:
     if named:
         return name in named
     return name not in NOT_RETRIED_BY_DEFAULT
+
+
+def within_budget(cap: int | None, spent: int, in_flight_most: int, cost: int) -> bool:
+    """Whether a prediction costing `cost` may start under a cap of `cap` credits.
+
+    `spent` is what the batch has spent (charged net of refunds, and what uncertain
+    attempts may have been charged); `in_flight_most` is the most that the predictions
+    in flight can still add (the `/run` requests not yet answered). None: no cap.
+    """
+    if cap is None:
+        return True
+    return spent + in_flight_most + cost <= cap

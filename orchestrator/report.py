@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .models import JobState
+from .reconcile import Reconciliation
 from .store import Store
 
 
@@ -19,6 +20,8 @@ class Summary:
     credits: int
     uncertain: int
     failure_reasons: list[tuple[str, int]]
+    # The latest run's balance before and after, against its recorded spend.
+    balance_check: Reconciliation | None = None
 
     @property
     def total(self) -> int:
@@ -32,6 +35,7 @@ class Summary:
             "credits": self.credits,
             "uncertain_attempts": self.uncertain,
             "failure_reasons": [{"error": e, "jobs": n} for e, n in self.failure_reasons],
+            "balance_check": self.balance_check.as_dict() if self.balance_check else None,
         }
 
 
@@ -42,7 +46,13 @@ def summarize(store: Store, batches: Sequence[str]) -> Summary:
         credits=store.credits_total(batches),
         uncertain=store.uncertain_count(batches),
         failure_reasons=store.failure_reasons(batches),
+        balance_check=_balance_check(store, batches),
     )
+
+
+def _balance_check(store: Store, batches: Sequence[str]) -> Reconciliation | None:
+    row = store.spend.latest_check(batches)
+    return Reconciliation.from_row(row) if row else None
 
 
 def job_reports(store: Store, batches: Sequence[str]) -> Iterator[dict[str, Any]]:

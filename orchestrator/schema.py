@@ -137,3 +137,20 @@ requests = Table(
     Column("done_at", Float),
     Index("ix_requests_endpoint_sent", "endpoint", "sent_at"),
 )
+
+# The account's balance read before a run's first `/run` and after its end, with what
+# the run recorded meanwhile: `status` compares the two (see reconcile.py).
+balance_checks = Table(
+    "balance_checks",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("batches", Text),  # JSON list of the run's batches; NULL: every batch
+    Column("started_at", Float, nullable=False),  # when the first reading was answered
+    Column("balance_before", Integer, nullable=False),
+    Column("finished_at", Float),  # when the second reading was answered
+    Column("balance_after", Integer),
+    Column("recorded", Integer),  # ledger net of the run: charges minus refunds
+    Column("uncertain", Integer),  # attempts of the run whose /run answer was lost
+    Column("uncertain_credits", Integer),  # the most those attempts can have cost
+    Column("earlier_refunds", Integer),  # refunds recorded for earlier runs' predictions
+)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
+import httpx
 
-from .config import Settings
+from .api import ApiError, FashnClient, Unauthorized
+from .config import DEFAULT_BASE_URL, Settings
+from .costs import CostTable, Estimate, Tally
 from .engine import Engine, RunOutcome
 from .errors import UsageError
 from .locking import queue_lock
-from .models import Progress
+from .models import JobSpec, Progress
 from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import IngestResult, Store
 
@@ -28,16 +32,86 @@ def queue_manifest(
     from .manifest import read_manifest  # YAML and CSV readers: not needed to run a queue
 
     manifest = read_manifest(path)
-    batch_id = batch or manifest.batch_name
+    batch_id = _batch_name(batch or manifest.batch_name)
+    result = store.ingest(batch_id, str(path), manifest.entries(), replace=replace_changed)
+    for warning in manifest.warnings:
+        log.warning("%s", warning)
+    return result
+
+
+def _batch_name(batch_id: str) -> str:
     if not is_folder_name(batch_id):
         raise UsageError(
             f"batch name {batch_id!r} cannot be a directory name; "
             "pass --batch with letters, digits, '.', '_' or '-'"
         )
-    result = store.ingest(batch_id, str(path), manifest.entries(), replace=replace_changed)
+    return batch_id
+
+
+def validate_manifest(
+    db: Path,
+    path: Path,
+    *,
+    batch: str | None = None,
+    replace_changed: bool = False,
+    api_key: str = "",
+    base_url: str = DEFAULT_BASE_URL,
+) -> Estimate:
+    """Every check `submit` makes (the same errors), then the credits the jobs need:
+    per output, at this database's ledger rates where it has them, else the catalog's.
+    With an API key, the balance too. Sends no `/run`; writes nothing, and creates no
+    database where there is none (the checks then run on a scratch one)."""
+    from .manifest import Entry, read_manifest
+
+    manifest = read_manifest(path)
+    batch_id = _batch_name(batch or manifest.batch_name)
+    tally = Tally()
+    with _checking_store(db) as (store, costs):
+
+        def counted() -> Iterator[Entry]:
+            for entry in manifest.entries():
+                if isinstance(entry, JobSpec):
+                    cost = costs.cost(entry.model_name, entry.inputs)
+                    tally.add(entry.model_name, entry.priority, cost)
+                yield entry
+
+        store.check_manifest(batch_id, str(path), counted(), replace=replace_changed)
     for warning in manifest.warnings:
         log.warning("%s", warning)
-    return result
+    balance = anyio.run(read_balance, base_url, api_key) if api_key else None
+    return Estimate.of(tally, costs, balance)
+
+
+@contextmanager
+def _checking_store(db: Path) -> Iterator[tuple[Store, CostTable]]:
+    """The queue at `db` with its ledger's rates, or a scratch queue (built-in rates)."""
+    if db.is_file():
+        store = Store(db, create=False)
+        try:
+            yield store, CostTable(store.spend.learned_rates())
+        finally:
+            store.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="orchestrator-validate-") as scratch:
+        store = Store(Path(scratch) / "scratch.db", durable=False)
+        try:
+            yield store, CostTable()
+        finally:
+            store.close()
+
+
+async def read_balance(base_url: str, api_key: str, timeout: float = 30.0) -> int | None:
+    """The account's balance (`GET /credits`), or None with a warning saying why not."""
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        try:
+            return await FashnClient(http, base_url, api_key).credits()
+        except Unauthorized:
+            log.warning(
+                "the API refused the key (401): the balance is unknown; check FASHN_API_KEY"
+            )
+        except ApiError as exc:
+            log.warning("the balance could not be read: %s", exc)
+    return None
 
 
 def run_queue(

@@ -25,6 +25,8 @@ from ..limits import SlidingWindow
 from ..models import SUCCESSFUL_STATES, JobState, Progress
 from ..outputs import BlockingRunner
 from ..store import Recovery, Store
+from .balance import BalanceCheck
+from .budget import Budget
 from .downloader import Downloader
 from .poller import Poller
 from .state import RunState, StopReason
@@ -87,6 +89,8 @@ class Engine:
         self._started = 0.0
         self._finished_before = 0  # jobs of `batches` already terminal when the run began
         self.poller: Poller | None = None
+        self.budget: Budget | None = None  # --max-credits
+        self.balance: BalanceCheck | None = None  # the balance before and after
 
     def __repr__(self) -> str:
         return f"<Engine batches={self.batches} {self.state!r}>"
@@ -105,7 +109,12 @@ class Engine:
         self._seed_windows()
         api_http, cdn = self._clients()
         async with api_http, cdn:
-            await self._run_parts(recovery, api_http, cdn)
+            s = self.settings
+            client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
+            self.balance = BalanceCheck(self.store, client, self.batches, self.state)
+            await self.balance.before()  # a wrong key stops the run here
+            await self._run_parts(recovery, client, cdn)
+            await self.balance.after()
         self._emit_progress()
         return self._outcome()
 
@@ -158,10 +167,10 @@ class Engine:
     # -- the run ------------------------------------------------------------------
 
     async def _run_parts(
-        self, recovery: Recovery, api_http: httpx.AsyncClient, cdn: httpx.AsyncClient
+        self, recovery: Recovery, client: FashnClient, cdn: httpx.AsyncClient
     ) -> None:
-        state, s = self.state, self.settings
-        client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
+        state = self.state
+        self.budget = Budget.for_run(self.store, self.settings.max_credits, self.batches)
         async with anyio.create_task_group() as tg:
             downloader = Downloader(
                 state, self.store, cdn, spawn=tg.start_soon, blocking=self._blocking
@@ -183,6 +192,7 @@ class Engine:
                 self.batches,
                 spawn=tg.start_soon,
                 on_accepted=poller.adopt,
+                budget=self.budget,
             )
             offset = self.clock.wall() - self.clock.monotonic()
             for flight in recovery.flights:
@@ -205,6 +215,8 @@ class Engine:
             raise state.abort_error
         counts, credits = self.store.progress(self.batches)
         outcome = RunOutcome(counts, credits, self.store.uncertain_count(self.batches))
+        if state.stopping is StopReason.BUDGET and self.budget is not None:
+            raise self.budget.reached()
         if state.stopping is StopReason.OUT_OF_CREDITS:
             raise OutOfCredits(
                 "the account ran out of credits: predictions in flight were finished and "

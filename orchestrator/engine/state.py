@@ -29,6 +29,7 @@ class StopReason(enum.Enum):
 
     INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, request_stop()
     OUT_OF_CREDITS = "out of credits"
+    BUDGET = "credit cap reached"  # --max-credits
     OUTPUTS_UNWRITABLE = "outputs cannot be written"
 
     @property

@@ -17,6 +17,7 @@ from ..errors import AuthError
 from ..limits import SlidingWindow, Ticket
 from ..policy import RunAction
 from ..store import ClaimedJob, Flight, Store
+from .budget import Budget
 from .failures import log_failure
 from .state import RunState, StopReason
 
@@ -34,6 +35,7 @@ class Submitter:
         *,
         spawn: Callable[..., Any],
         on_accepted: Callable[[Flight], None],
+        budget: Budget | None = None,
     ):
         self.state = state
         self.store = store
@@ -44,6 +46,7 @@ class Submitter:
         self._on_accepted = on_accepted
         self._server_full_until = 0.0  # monotonic: the account has no free slot
         self._log_requests = state.settings.run_limit is not None
+        self.budget = budget  # --max-credits: None when there is no cap
 
     async def run(self) -> None:
         try:
@@ -74,12 +77,24 @@ class Submitter:
                 if state.stopped():
                     ticket.cancel()
                     return
-            claimed = self.store.claim_next(self.batches, log_request=self._log_requests)
+            budget = self.budget
+            admit = None
+            if budget is not None:
+                budget.held, admit = None, budget.admits  # held: set only by this claim
+            claimed = self.store.claim_next(
+                self.batches, log_request=self._log_requests, admit=admit
+            )
             if claimed is None:
                 ticket.cancel()
+                if budget is not None and budget.held is not None:
+                    if await self._wait_for_budget(budget):
+                        continue
+                    return
                 if await self._wait_for_work():
                     continue
                 return
+            if budget is not None:
+                budget.sending(claimed)
             state.sending += 1
             self._spawn(self._send, claimed, ticket)
 
@@ -92,6 +107,19 @@ class Submitter:
             return False
         await state.wait_change(None if due is None else due - state.clock.wall())
         return True
+
+    async def _wait_for_budget(self, budget: Budget) -> bool:
+        """The next job does not fit the cap. While `/run` answers are awaited, wait
+        (a refused one frees its reservation); then read the spend again (refunds may
+        have come in). True to try again; False when submitting stops for good."""
+        state = self.state
+        if state.sending:
+            await state.wait_change()
+            return True
+        if budget.refresh():
+            return True
+        state.request_stop(budget.detail(), StopReason.BUDGET)
+        return False
 
     async def _send(self, claimed: ClaimedJob, ticket: Ticket) -> None:
         """One job's `/run`, repeated only when the API proves nothing was created (429)."""
@@ -114,9 +142,13 @@ class Submitter:
                 flight = self.store.record_accepted(
                     claimed, accepted.prediction_id, accepted.credits, request_pk
                 )
+                if self.budget is not None:
+                    self.budget.accepted(claimed.attempt_pk, accepted.credits)
                 self._on_accepted(flight)
                 return
         finally:
+            if self.budget is not None:
+                self.budget.released(claimed.attempt_pk)  # if neither charged nor lost
             self.state.sending -= 1
             self.state.notify()
 
@@ -128,6 +160,8 @@ class Submitter:
             delay = state.transport_failed(str(exc))
             not_before = state.clock.wall() + delay
             store.record_lost(claimed, request_pk, error=str(exc), not_before=not_before)
+            if self.budget is not None:
+                self.budget.lost(claimed.attempt_pk)
             log.warning("job %s: /run answer lost (%s); will resend", claimed.job_id, exc)
             state.retries += 1
             return False

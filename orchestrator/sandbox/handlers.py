@@ -38,6 +38,9 @@ class Handlers:
         self.faults = FaultInjector(config)
         self.cdn = Cdn(config)
         self.rejections: Counter[str] = Counter()  # refusals by reason
+        # Every API request by endpoint, a wrong key's included (arrivals count only
+        # authenticated ones, as FASHN's windows do).
+        self.received: Counter[str] = Counter()
         self.config = config
 
     @property
@@ -147,6 +150,7 @@ class Handlers:
     def _refuse(self, authorization: str | None, endpoint: str, now: float) -> Answer | None:
         """What the API answers before looking at a request: 401 for a wrong key (not
         counted in any window), else 429 when the endpoint's window is full."""
+        self.received[endpoint] += 1
         if authorization != self._auth:
             return self._reject("Unauthorized", UNAUTHORIZED)
         refused = self.admission.admit(endpoint, now)

@@ -179,6 +179,7 @@ class SandboxState:
                 "in_flight": book.in_flight,
                 "max_in_flight": book.max_in_flight,
                 "arrivals": {e: len(a) for e, a in admission.arrivals.items()},
+                "requests": {e: parts.received[e] for e in ("run", "status", "credits")},
                 "windows": windows,
                 "max_in_window": {
                     e: max_in_window(admission.arrivals[e], w) for e, w in windows.items()

@@ -14,7 +14,7 @@ Durability rules the engine relies on:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from .records import (
     Requeued,
 )
 from .recovery import Chooser
+from .spend import Spend
 
 _changed_message = messages.changed_jobs  # its name in the single-module store
 
@@ -63,6 +64,7 @@ class Store:
             self.check_exists(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Database(self.path, durable=durable, clock=clock)
+        self.spend = Spend(self._db)  # rates, open costs, balance checks
 
     @property
     def engine(self) -> Engine:
@@ -105,6 +107,17 @@ class Store:
         all of them, or, on any problem, none (ManifestError lists them)."""
         return ingest.ingest(self._db, batch_id, manifest, entries, replace=replace)
 
+    def check_manifest(
+        self,
+        batch_id: str,
+        manifest: str,
+        entries: Iterable[JobSpec | Problem | RefusedJob],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Every check `ingest` makes (the same errors), writing nothing."""
+        ingest.check(self._db, batch_id, manifest, entries, replace=replace)
+
     # ------------------------------------------------------------------ recovery
 
     def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
@@ -125,10 +138,15 @@ class Store:
     # ------------------------------------------------------------------ submit
 
     def claim_next(
-        self, batches: Sequence[str] | None, *, log_request: bool = True
+        self,
+        batches: Sequence[str] | None,
+        *,
+        log_request: bool = True,
+        admit: Callable[[str, dict[str, Any]], bool] | None = None,
     ) -> ClaimedJob | None:
-        """Take the next ready job and commit an attempt row for the `/run` about to go."""
-        return queue.claim_next(self._db, batches, log_request=log_request)
+        """Take the next ready job and commit an attempt row for the `/run` about to go;
+        None when no job is ready, or `admit(model, inputs)` refuses the next one."""
+        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit)
 
     def has_ready(self, batches: Sequence[str] | None) -> bool:
         return queue.has_ready(self._db, batches)
@@ -282,6 +300,7 @@ __all__ = [
     "PendingOutput",
     "Recovery",
     "Requeued",
+    "Spend",
     "Store",
     "_changed_message",
     "_current_revision",

@@ -23,8 +23,11 @@ _ADD = Prepared(insert_or_ignore(t.blobs, "sha256", "data"))
 _DATA = Prepared(select(t.blobs.c.data).where(t.blobs.c.sha256 == bindparam("digest")))
 
 
-def slim(conn: Connection, inputs: Mapping[str, Any], digests: dict[str, str]) -> str:
-    """Canonical JSON of `inputs`, with large data URIs moved to `blobs`.
+def slim(
+    conn: Connection, inputs: Mapping[str, Any], digests: dict[str, str], *, store: bool = True
+) -> str:
+    """Canonical JSON of `inputs`, with large data URIs moved to `blobs` (only
+    referenced by digest, with store=False: a check that writes nothing).
 
     `digests` remembers URIs already stored; rows that share a photo share one
     string object, so the lookup costs no rehash of the photo.
@@ -35,7 +38,8 @@ def slim(conn: Connection, inputs: Mapping[str, Any], digests: dict[str, str]) -
             digest = digests.get(value)
             if digest is None:
                 digest = hashlib.sha256(value.encode()).hexdigest()
-                _ADD(conn, sha256=digest, data=value)
+                if store:
+                    _ADD(conn, sha256=digest, data=value)
                 digests[value] = digest
             slimmed[key] = {_BLOB_KEY: digest}
         else:

@@ -121,7 +121,36 @@ def ingest(
     return IngestResult(batch_id, added, total - added - replaced, replaced)
 
 
-def _stage(conn: Connection, entries: Iterable[JobSpec | Problem | RefusedJob]) -> ProblemList:
+class _Rollback(Exception):
+    """Ends a check's transaction: what it staged is thrown away."""
+
+
+def check(
+    db: Database,
+    batch_id: str,
+    manifest: str,
+    entries: Iterable[JobSpec | Problem | RefusedJob],
+    *,
+    replace: bool = False,
+) -> None:
+    """Every check `ingest` makes, writing nothing: the rows go only to the
+    connection's TEMP staging table (blobs only by digest), and are rolled back."""
+    try:
+        with db.tx() as conn:
+            problems = _stage(conn, entries, store_blobs=False)
+            _refuse_problems(conn, manifest, batch_id, problems)
+            _check_changed(conn, manifest, batch_id, replace=replace)
+            raise _Rollback
+    except _Rollback:
+        pass
+
+
+def _stage(
+    conn: Connection,
+    entries: Iterable[JobSpec | Problem | RefusedJob],
+    *,
+    store_blobs: bool = True,
+) -> ProblemList:
     """Every job into staging, in chunks (inputs slimmed of blobs); the problems and
     refused ids aside."""
     sqlite.open_staging(conn)
@@ -130,7 +159,7 @@ def _stage(conn: Connection, entries: Iterable[JobSpec | Problem | RefusedJob]) 
     chunk: list[tuple[Any, ...]] = []
     for entry in entries:
         if isinstance(entry, JobSpec):  # the common case first
-            inputs = blobs.slim(conn, entry.inputs, digests)
+            inputs = blobs.slim(conn, entry.inputs, digests, store=store_blobs)
             line = entry.location.line if entry.location else None
             row = (entry.id, entry.model_name, inputs, entry.fingerprint, entry.priority, line)
             chunk.append(row)

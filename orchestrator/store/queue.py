@@ -3,7 +3,9 @@ polled and finished. The attempt row is committed (durably) before `/run` goes."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -119,9 +121,15 @@ _AFTER_FAILURE = Prepared(
 
 
 def claim_next(
-    db: Database, batches: Sequence[str] | None, *, log_request: bool = True
+    db: Database,
+    batches: Sequence[str] | None,
+    *,
+    log_request: bool = True,
+    admit: Callable[[str, dict[str, Any]], bool] | None = None,
 ) -> ClaimedJob | None:
-    """Take the next ready job and commit an attempt row for the `/run` about to go."""
+    """Take the next ready job and commit an attempt row for the `/run` about to go.
+    None when no job is ready, or when `admit(model, inputs)` refuses the next one
+    (which then stays queued, untouched)."""
     now = db.clock.wall()
     with db.tx(durable=True) as conn:
         while True:
@@ -129,6 +137,8 @@ def claim_next(
             if row is None:
                 return None
             job_pk, batch_id, job_id, model_name, inputs, failures = row
+            if admit is not None and not admit(model_name, json.loads(inputs)):
+                return None
             # Zero rows: the job was canceled meanwhile. The UPDATE began the write
             # transaction, so the next read sees the queue as it now stands.
             if _START(conn, job=job_pk, now=now).rowcount == 1:

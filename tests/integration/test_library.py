@@ -10,7 +10,7 @@ import pytest
 
 import orchestrator
 from orchestrator.config import RateLimit
-from orchestrator.errors import OutOfCredits, UsageError
+from orchestrator.errors import BudgetReached, OutOfCredits, UsageError
 from orchestrator.sandbox import SandboxServer
 
 from ..conftest import SCALE
@@ -107,3 +107,38 @@ def test_a_run_that_stops_raises_and_resume_finishes(sandbox: Any, tmp_path: Pat
     result = orchestrator.resume(db=tmp_path / "q.db", **_options(funded, tmp_path))
     assert result.counts == {"completed": 4} and result.credits == 4
     assert funded.state.credits_charged == 2
+
+
+def test_validate_estimates_and_reads_the_balance_without_running(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """validate() returns what `validate --json` prints; it sends no /run, writes nothing."""
+    server = sandbox(credits=3)
+    options = _options(server, tmp_path)
+    estimate = orchestrator.validate(
+        _manifest(tmp_path, 5),
+        db=tmp_path / "q.db",
+        api_key=options["api_key"],
+        base_url=options["base_url"],
+    )
+    assert estimate.as_dict() == {
+        "jobs": 5,
+        "by_model": {"background-remove": {"jobs": 5, "credits": 5}},
+        "estimated_credits": 5,
+        "balance": 3,
+    }
+    assert estimate.share == 0.6
+    assert server.state.predictions() == [] and not (tmp_path / "q.db").exists()
+
+
+def test_max_credits_caps_a_run_from_python(sandbox: Any, tmp_path: Path) -> None:
+    """max_credits= holds as the sandbox charged it; the run stops with BudgetReached."""
+    server = sandbox()
+    with pytest.raises(BudgetReached, match="spent 2 of 2"):
+        orchestrator.submit(
+            _manifest(tmp_path, 4),
+            db=tmp_path / "q.db",
+            max_credits=2,
+            **_options(server, tmp_path),
+        )
+    assert server.state.credits_charged == 2
