@@ -99,8 +99,14 @@ class Engine:
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
         self._seed_windows()
         api_http, cdn = self._clients()
+        self.store.record_run("run-start", self.batches, "run started")
         async with api_http, cdn:
-            await self._run_parts(recovery, api_http, cdn)
+            try:
+                await self._run_parts(recovery, api_http, cdn)
+            finally:
+                early = self.state.stopping is not None
+                kind, why = ("run-stop", self.state.stop_detail) if early else ("run-end", "")
+                self.store.record_run(kind, self.batches, why or "run finished")
         self._emit_progress()
         return self._outcome()
 
