@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format mypy bench docs clean all
+.PHONY: demo test lint format mypy bench docs screenshot chromium clean all
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,17 @@ demo: $(STAMP)
 	$(BIN)/orchestrator submit jobs.example.yaml --sandbox --db demo.db --out outputs ; \
 	code=$$?; \
 	$(BIN)/orchestrator report --db demo.db --format json -o outputs/report.json && \
-	echo "Outputs: ./outputs/   Report: ./outputs/report.json   Queue: ./demo.db"; \
+	$(BIN)/orchestrator report --db demo.db --out outputs --format html -o outputs/report.html && \
+	echo "Outputs: ./outputs/   Report: ./outputs/report.json and ./outputs/report.html   Queue: ./demo.db"; \
 	exit $$code
 
+# The browser tests drive Debian's Chromium (never a downloaded browser): installed
+# here when it is missing.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 # One worker per core: most tests wait on a sandbox's scaled clock or a subprocess.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
@@ -43,7 +49,11 @@ bench: $(STAMP)
 all: lint mypy test
 
 clean:
-	rm -rf $(VENV) outputs demo.db .pytest_cache
+	rm -rf $(VENV) outputs demo.db .pytest_cache tests/artifacts
 
 docs: $(STAMP)
 	$(BIN)/python -m tests.unit.test_readme
+
+# docs/report.png: the demo's contact sheet, rendered by Chromium.
+screenshot: demo chromium
+	$(BIN)/python docs/screenshot.py outputs/report.html docs/report.png

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compare, detection, efficiency, overhead, resume, scale
+from . import compare, detection, efficiency, overhead, resume, scale, sheet
 from .runs import Runs
 from .table import (
     FAIL,
@@ -39,6 +39,7 @@ PARTS: dict[str, Part] = {
     "overhead": lambda runs, quick: overhead.measure(quick=quick),
     "scale": lambda runs, quick: scale.measure(quick=quick),
     "resume": lambda runs, quick: resume.measure(quick=quick),
+    "sheet": lambda runs, quick: sheet.measure(quick=quick),
 }
 
 

@@ -23,7 +23,15 @@ from .config import (
 from .display import ProgressView, make_console, print_batches, print_estimate, print_summary
 from .errors import StopRun, UsageError
 from .logs import Redactor, quiet, setup_logging, verbosity
-from .options import api_target, db_option, log_options, parse_limit, run_options, target
+from .options import (
+    api_target,
+    db_option,
+    log_options,
+    out_option,
+    parse_limit,
+    run_options,
+    target,
+)
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -180,17 +188,31 @@ def status(batch: str | None, as_json: bool, db: Path) -> int:
 @cli.command()
 @click.argument("batch", required=False)
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "html"]),
+    default="json",
+    show_default=True,
+    help="html: a contact sheet, to open in a browser (its links are relative to -o).",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @db_option
-def report(batch: str | None, fmt: str, output: Path | None, db: Path) -> int:
+@out_option
+def report(batch: str | None, fmt: str, output: Path | None, db: Path, out: Path) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
     store = Store(db, create=False)
-    rows = reports.job_reports(store, store.resolve_batches(batch))
-    writer = reports.write_json if fmt == "json" else reports.write_csv
-    with open(output, "w", newline="") if output else nullcontext(sys.stdout) as fh:
-        writer(rows, fh)
+    batches = store.resolve_batches(batch)
+    with (
+        open(output, "w", newline="", encoding="utf-8") if output else nullcontext(sys.stdout) as fh
+    ):
+        if fmt == "html":
+            from .contact_sheet import write_page
+
+            page = output if output else Path.cwd() / "report.html"
+            write_page(store, batches, out_dir=out, page=page, out=fh)
+        else:
+            writer = reports.write_json if fmt == "json" else reports.write_csv
+            writer(reports.job_reports(store, batches), fh)
     return 0
 
 

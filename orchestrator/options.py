@@ -73,15 +73,20 @@ def log_options(f: F) -> F:
     return f
 
 
-# What every command that runs the queue takes (submit, resume, retry).
-RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
-    _env_option(
+def out_option(f: F) -> F:
+    """Where outputs are (and, for the HTML report, where thumbnails go)."""
+    return _env_option(
         "--out",
         "ORCHESTRATOR_OUT",
         type=click.Path(file_okay=False, path_type=Path),
         default=DEFAULT_OUT,
         help="Outputs go to OUT/<batch>/<job-id>/<n>.<ext>.",
-    ),
+    )(f)
+
+
+# What every command that runs the queue takes (submit, resume, retry).
+RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
+    out_option,
     _env_option(
         "--concurrency",
         "ORCHESTRATOR_CONCURRENCY",

@@ -108,13 +108,19 @@ class Engine:
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
         self._seed_windows()
         api_http, cdn = self._clients()
+        self.store.record_run("run-start", self.batches, "run started")
         async with api_http, cdn:
             s = self.settings
             client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
             self.balance = BalanceCheck(self.store, client, self.batches, self.state)
-            await self.balance.before()  # a wrong key stops the run here
-            await self._run_parts(recovery, client, cdn)
-            await self.balance.after()
+            try:
+                await self.balance.before()  # a wrong key stops the run here
+                await self._run_parts(recovery, client, cdn)
+                await self.balance.after()
+            finally:
+                early = self.state.stopping is not None
+                kind, why = ("run-stop", self.state.stop_detail) if early else ("run-end", "")
+                self.store.record_run(kind, self.batches, why or "run finished")
         self._emit_progress()
         return self._outcome()
 

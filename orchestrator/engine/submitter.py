@@ -172,7 +172,7 @@ class Submitter:
             state.rate_limited += 1
             # A 429 proves nothing was created: until it is resent the attempt counts
             # as never sent, so a crash meanwhile leaves no doubt about a charge.
-            store.record_refused(claimed.attempt_pk, request_pk)
+            store.record_refused(claimed.attempt_pk, request_pk, exc.name or "429")
             if await self._wait_out_429(exc, hold_all=action is RunAction.HOLD_SUBMISSIONS):
                 return True
             error = "not sent: the run stopped"

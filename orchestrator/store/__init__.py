@@ -25,7 +25,7 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
-from . import batches, ingest, messages, outputs, queue, reads, recovery, requests
+from . import batches, ingest, journal, messages, outputs, queue, reads, recovery, requests, sheet
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
 from .records import (
@@ -154,8 +154,8 @@ class Store:
     def queue_state(self, batches: Sequence[str] | None) -> tuple[int, float | None]:
         return queue.queue_state(self._db, batches)
 
-    def record_refused(self, attempt_pk: int, request_pk: int) -> None:
-        queue.record_refused(self._db, attempt_pk, request_pk)
+    def record_refused(self, attempt_pk: int, request_pk: int, reason: str = "429") -> None:
+        queue.record_refused(self._db, attempt_pk, request_pk, reason)
 
     def resend(self, attempt_pk: int, *, log_request: bool = True) -> int:
         return queue.resend(self._db, attempt_pk, log_request=log_request)
@@ -285,6 +285,26 @@ class Store:
     def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         """One dict per job, with its attempts and outputs, in queue order."""
         return reads.iter_report(self._db, batches)
+
+    # ------------------------------------------------------------------ contact sheet
+
+    def record_run(self, kind: str, batches: Sequence[str] | None, message: str) -> None:
+        """A run started ("run-start"), finished ("run-end") or stopped early ("run-stop")."""
+        journal.record_run(self._db, kind, batches, message)
+
+    def credits_by_model(self, batches: Sequence[str] | None) -> list[tuple[str, int, int]]:
+        return sheet.credits_by_model(self._db, batches)
+
+    def predictions(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
+        """Every accepted prediction with its recorded times, by acceptance."""
+        return sheet.predictions(self._db, batches)
+
+    def marks(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
+        """429s, lost answers, run starts and stops, by time."""
+        return sheet.marks(self._db, batches)
+
+    def blob(self, digest: str) -> str | None:
+        return sheet.blob(self._db, digest)
 
 
 __all__ = [

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, select
 
 from .. import schema as t
+from .connection import Database
 from .statements import Prepared, inserting
 
 _EVENT = Prepared(inserting(t.events, "at", "batch_id", "job_pk", "kind", "message"))
+_BATCHES = Prepared(select(t.batches.c.id))
 _LEDGER = Prepared(
     inserting(t.ledger, "job_pk", "attempt_pk", "prediction_id", "credits", "kind", "at")
 )
@@ -33,3 +37,12 @@ def ledger(
         kind=kind,
         at=at,
     )
+
+
+def record_run(db: Database, kind: str, batches: Sequence[str] | None, message: str) -> None:
+    """A run started or stopped: one record per batch it runs (every batch when None),
+    none tied to a job. The contact sheet's timeline marks them."""
+    now = db.clock.wall()
+    with db.tx() as conn:
+        for batch_id in batches if batches is not None else _BATCHES(conn).scalars().all():
+            event(conn, now, batch_id, None, kind, message)

@@ -47,6 +47,11 @@ _ANY_READY = Scoped(select(literal(1)).select_from(_j).where(_ready).limit(1))
 _WAITING = Scoped(
     select(func.count(), func.min(_j.c.not_before)).where(_j.c.state == JobState.QUEUED)
 )
+_JOB_OF = Prepared(
+    select(_j.c.pk, _j.c.batch_id)
+    .join(_a, _a.c.job_pk == _j.c.pk)
+    .where(_a.c.pk == bindparam("attempt", type_=Integer))
+)
 # Only a job still queued is taken: another process (`orchestrator cancel`) may have
 # changed it since the read, which the driver runs before the transaction begins.
 _START = Prepared(
@@ -171,13 +176,16 @@ def queue_state(db: Database, batches: Sequence[str] | None) -> tuple[int, float
     return int(count), due
 
 
-def record_refused(db: Database, attempt_pk: int, request_pk: int) -> None:
+def record_refused(db: Database, attempt_pk: int, request_pk: int, reason: str = "429") -> None:
     """`/run` answered 429, which proves nothing was created: until the attempt is
-    sent again it counts as never sent, so a crash meanwhile leaves no doubt."""
+    sent again it counts as never sent, so a crash meanwhile leaves no doubt. The
+    journal keeps the refusal (the contact sheet's timeline marks it)."""
     now = db.clock.wall()
     with db.tx() as conn:
         _SENT(conn, attempt=attempt_pk, sent_at=None)
         requests.finish(conn, request_pk, now)
+        job_pk, batch_id = _JOB_OF(conn, attempt=attempt_pk).one()
+        journal.event(conn, now, batch_id, job_pk, "rate-limited", f"/run refused: {reason}")
 
 
 def resend(db: Database, attempt_pk: int, *, log_request: bool = True) -> int:

@@ -131,6 +131,7 @@ def test_the_key_never_leaks(api, tmp_path: Path) -> None:  # type: ignore[no-un
         cli("status", "--json", "--db", str(db), env=env),
         cli("report", "--db", str(db), env=env),
         cli("report", "--format", "csv", "--db", str(db), env=env),
+        cli("report", "--format", "html", "-o", str(out / "r.html"), "--db", str(db), env=env),
     ]
     assert runs[0].returncode == 0, runs[0].stderr
     for done in runs:
@@ -283,6 +284,14 @@ def test_sandbox_flag_runs_the_example_catalog(tmp_path: Path) -> None:
     report = json.loads(cli("report", "--db", str(db)).stdout)
     assert report and {j["state"] for j in report} == {"completed"}
     assert all(Path(o["path"]).is_file() for j in report for o in j["outputs"])
+
+    page = out / "report.html"
+    html = cli("report", "--format", "html", "-o", str(page), "--db", str(db), "--out", str(out))
+    assert html.returncode == 0 and html.stdout == "", html.stderr
+    text = page.read_text(encoding="utf-8")
+    assert text.count('<article class="card completed"') == len(report)
+    assert str(tmp_path) not in text  # every link relative to the page
+    assert any((out / "spring-catalog" / ".thumbs").glob("*.webp"))
 
 
 def test_sandbox_command_serves_a_batch(tmp_path: Path) -> None:

@@ -315,3 +315,34 @@ def test_migration_0003_recomputes_fingerprints_so_jobs_stay_unchanged(tmp_path:
     store = Store(path)  # migrates to head
     again = store.ingest("b", "m.yaml", [spec("a", image=big), spec("b", image=small)])
     assert (again.added, again.unchanged, again.replaced) == (0, 2, 0)
+
+
+def test_journal_keeps_what_the_timeline_marks(store: Store) -> None:
+    """A 429 on /run, a lost answer and a run's start and end are journalled once each,
+    with the job they concern; the job's attempt then reads back as a prediction."""
+    store.ingest("b", "m.yaml", [spec("a"), spec("z")])
+    store.ingest("other", "m.yaml", [spec("x")])
+    store.record_run("run-start", None, "run started")
+    claimed = store.claim_next(["b"])
+    assert claimed is not None
+    store.record_refused(claimed.attempt_pk, claimed.request_pk, "ConcurrencyLimitExceeded")
+    flight = store.record_accepted(claimed, "pred-1", 2, store.resend(claimed.attempt_pk))
+    store.record_completed(flight, [])
+    lost = store.claim_next(["b"])
+    assert lost is not None
+    store.record_lost(lost, lost.request_pk, error="connection reset", not_before=None)
+    store.record_run("run-end", ["b"], "run finished")
+
+    marks = store.marks(["b"])
+    assert [(m["kind"], m["job_id"]) for m in marks] == [
+        ("run-start", None),
+        ("rate-limited", "a"),
+        ("uncertain", "z"),
+        ("run-end", None),
+    ]
+    assert "ConcurrencyLimitExceeded" in marks[1]["message"]
+    assert [m["kind"] for m in store.marks(["other"])] == ["run-start"]
+    (prediction,) = store.predictions(["b"])
+    assert (prediction["job_id"], prediction["prediction_id"]) == ("a", "pred-1")
+    assert prediction["accepted_at"] <= prediction["finished_at"]
+    assert store.credits_by_model(["b"]) == [("background-remove", 2, 2)]
