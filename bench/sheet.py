@@ -99,7 +99,7 @@ def _run_batch(tmp: Path, jobs: int) -> tuple[Path, Path]:
         settings = Settings(base_url=sandbox.base_url, api_key="sandbox", out_dir=out)
         settings = replace(settings, run_limit=None, status_limit=None)
         store = Store(db, durable=False)
-        store.ingest(BATCH, "bench", _specs(jobs), [])
+        store.ingest(BATCH, "bench", _specs(jobs))
         anyio.run(bounded, Engine(store, settings, batches=[BATCH]).run, jobs * 0.5 + 120)
         store.close()
     return db, out

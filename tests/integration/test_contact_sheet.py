@@ -47,7 +47,7 @@ def night(sandbox, store: Store, tmp_path: Path) -> tuple[Store, Any, Path]:
         ),
         *jobs(1, "image-to-video", prefix="clip", image=garment),
     ]
-    store.ingest("spring", "m.yaml", specs, [])
+    store.ingest("spring", "m.yaml", specs)
     out = tmp_path / "out"
     outcome = run(store, settings_for(server, out), ["spring"])
     assert outcome.counts == {"completed": 7, "failed": 2}

@@ -53,7 +53,7 @@ def most_charged(server: SandboxServer) -> Iterator[list[int]]:
 def test_a_wrong_key_costs_exactly_one_request(sandbox, store: Store, tmp_path: Path) -> None:
     """Pre-flight: the one GET /credits is refused and nothing else is sent."""
     server = sandbox()
-    store.ingest("b", "m.yaml", jobs(20), [])
+    store.ingest("b", "m.yaml", jobs(20))
     with pytest.raises(AuthError):
         run(store, settings_for(server, tmp_path / "out", api_key="wrong-key"), ["b"])
     seen = stats(server)
@@ -71,7 +71,7 @@ def test_the_cap_is_never_passed_as_the_sandbox_charges(
     server = sandbox(
         latency={"*": (2.0, 6.0)}, faults=Faults(failure=0.15, lost_answer=0.1), seed=11
     )
-    store.ingest("b", "m.yaml", jobs(60), [])
+    store.ingest("b", "m.yaml", jobs(60))
     settings = settings_for(server, tmp_path / "out", max_credits=25, max_attempts=6)
     with most_charged(server) as seen, pytest.raises(BudgetReached) as stopped:
         run(store, settings, ["b"])
@@ -96,7 +96,6 @@ def test_refunds_show_in_the_balance_and_agree_with_the_ledger(
         "b",
         "m.yaml",
         jobs(30, "tryon-max", model_image="https://x/{i}.png", product_image="https://x/p.png"),
-        [],
     )
     run(store, settings_for(server, tmp_path / "out", max_attempts=6), ["b"])
     assert any(p.credits == 0 for p in server.state.predictions())  # refunded
@@ -114,7 +113,7 @@ def test_lost_answers_make_a_difference_that_is_explained(
     """Answers lost after the charge: the balance falls by more than was recorded, the
     difference is what those predictions cost, and status says so in words."""
     server = sandbox(latency={"*": (2.0, 6.0)}, faults=Faults(lost_answer=0.2), seed=7)
-    store.ingest("b", "m.yaml", jobs(40), [])
+    store.ingest("b", "m.yaml", jobs(40))
     run(store, settings_for(server, tmp_path / "out"), ["b"])
     lost = [p for p in server.state.predictions() if p.lost_answer]
     assert lost
@@ -135,7 +134,7 @@ def test_validate_estimates_from_the_ledger_and_reads_the_balance(
     """After a run, validate prices a model at the rate the ledger recorded; with a key it
     reads the balance with one GET /credits and sends no /run; it queues nothing."""
     server = sandbox(credits=100)
-    store.ingest("b", "m.yaml", jobs(3), [])
+    store.ingest("b", "m.yaml", jobs(3))
     run(store, settings_for(server, tmp_path / "out"), ["b"])
     manifest = tmp_path / "more.csv"
     manifest.write_text(
@@ -162,7 +161,7 @@ def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
 ) -> None:
     """validate on an existing queue: a case twin of a queued id is refused as submit
     would, and a valid manifest with a local photo adds no job, no batch, no blob."""
-    store.ingest("b", "m.yaml", jobs(2), [])
+    store.ingest("b", "m.yaml", jobs(2))
     photo = tmp_path / "photo.png"  # large enough to be stored as a blob when queued
     photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(4096))
     twin = tmp_path / "twin.yaml"
@@ -181,7 +180,7 @@ def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
     estimate = validate_manifest(store.path, fine)
     assert estimate.jobs == 1
     assert {t: count(store.path, t) for t in before} == before
-    store.ingest("b", str(fine), read_manifest(fine).jobs(), [])  # what submit would store
+    store.ingest("b", str(fine), read_manifest(fine).jobs())  # what submit would store
     assert count(store.path, "blobs") == before["blobs"] + 1
 
 

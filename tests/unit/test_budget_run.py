@@ -65,7 +65,7 @@ def test_the_cap_holds_and_a_higher_cap_continues(tmp_path: Path) -> None:
     """40 one-credit jobs under a cap of 15: the account is never charged more than 15,
     exit with what was spent and what is left; a higher cap then finishes the batch."""
     world = watched_world(tmp_path, latency={"*": (4.0, 12.0)})
-    world.store.ingest("b", "m.yaml", jobs(40), [])
+    world.store.ingest("b", "m.yaml", jobs(40))
     with pytest.raises(BudgetReached) as stopped:
         world.run(world.engine(world.settings(max_credits=15)))
     assert str(stopped.value).startswith("spent 15 of 15; 25 jobs left (about 25 credits)")
@@ -82,7 +82,7 @@ def test_a_cap_below_the_concurrency_starts_no_more_than_it_pays_for(tmp_path: P
     """A cap of 9 with 4-credit try-ons: two start, the third would pass it (and the
     six slots do not matter)."""
     world = watched_world(tmp_path, latency={"*": (20.0, 45.0)})
-    world.store.ingest("b", "m.yaml", tryons(10), [])
+    world.store.ingest("b", "m.yaml", tryons(10))
     with pytest.raises(BudgetReached) as stopped:
         world.run(world.engine(world.settings(max_credits=9)))
     assert str(stopped.value).startswith("spent 8 of 9; 8 jobs left (about 32 credits)")
@@ -94,7 +94,7 @@ def test_refunds_make_room_under_the_cap(tmp_path: Path) -> None:
     """Failed predictions are refunded: the cap counts what is spent net of refunds, and
     is never passed as the account charges, refunds or not."""
     world = watched_world(tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(failure=0.3))
-    world.store.ingest("b", "m.yaml", jobs(40), [])
+    world.store.ingest("b", "m.yaml", jobs(40))
     with pytest.raises(BudgetReached):
         world.run(world.engine(world.settings(max_credits=20, max_attempts=5)))
     state = world.fashn.state
@@ -113,7 +113,7 @@ def test_lost_answers_count_as_charged_under_the_cap(tmp_path: Path) -> None:
     world = watched_world(
         tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(lost_answer=0.25), seed=3
     )
-    world.store.ingest("b", "m.yaml", jobs(60), [])
+    world.store.ingest("b", "m.yaml", jobs(60))
     with pytest.raises(BudgetReached) as stopped:
         world.run(world.engine(world.settings(max_credits=30)))
     lost = [p for p in world.fashn.state.predictions() if p.lost_answer]
@@ -125,7 +125,7 @@ def test_lost_answers_count_as_charged_under_the_cap(tmp_path: Path) -> None:
 
 def test_no_cap_counts_nothing(world: World) -> None:
     """Without --max-credits the run has no budget at all, and runs every job."""
-    world.store.ingest("b", "m.yaml", jobs(12), [])
+    world.store.ingest("b", "m.yaml", jobs(12))
     engine = world.engine()
     outcome = world.run(engine)
     assert engine.budget is None
@@ -134,7 +134,7 @@ def test_no_cap_counts_nothing(world: World) -> None:
 
 def test_a_wrong_key_costs_one_credits_request(world: World) -> None:
     """Pre-flight: a wrong key stops the run after one GET /credits, before any /run."""
-    world.store.ingest("b", "m.yaml", jobs(10), [])
+    world.store.ingest("b", "m.yaml", jobs(10))
     with pytest.raises(AuthError):
         world.run(world.engine(world.settings(api_key="wrong")))
     stats = world.fashn.state.stats()
@@ -147,7 +147,7 @@ def test_the_balance_is_read_before_and_after_and_reconciled(tmp_path: Path) -> 
     """Two readings per run; their difference is what the ledger recorded, exactly,
     when no answer was lost; a 429 on the second reading is waited out."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, limits=Limits(credits=(1, 600.0)))
-    world.store.ingest("b", "m.yaml", jobs(20) + tryons(5), [])
+    world.store.ingest("b", "m.yaml", jobs(20) + tryons(5))
     world.run()
     check = world.store.spend.latest_check(["b"])
     assert check is not None
@@ -163,7 +163,7 @@ def test_lost_answers_explain_the_difference(tmp_path: Path) -> None:
     """Answers lost after the charge: the balance fell by more than was recorded, by
     exactly what those predictions cost, and the words blame the uncertain attempts."""
     world = World(tmp_path, latency={"*": (4.0, 12.0)}, faults=Faults(lost_answer=0.2), seed=5)
-    world.store.ingest("b", "m.yaml", jobs(40), [])
+    world.store.ingest("b", "m.yaml", jobs(40))
     world.run()
     state = world.fashn.state
     lost = [p for p in state.predictions() if p.lost_answer]
