@@ -15,6 +15,7 @@ from .engine import Engine, RunOutcome
 from .errors import UsageError
 from .locking import queue_lock
 from .models import Progress
+from .naming import NameTemplate
 from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import IngestResult, Store
 
@@ -22,9 +23,17 @@ log = logging.getLogger("orchestrator")
 
 
 def queue_manifest(
-    store: Store, path: Path, *, batch: str | None = None, replace_changed: bool = False
+    store: Store,
+    path: Path,
+    *,
+    batch: str | None = None,
+    replace_changed: bool = False,
+    reuse: bool = False,
+    template: NameTemplate | None = None,
 ) -> IngestResult:
-    """Validate a manifest and queue its jobs: all of them, or (on any error) none."""
+    """Validate a manifest and queue its jobs: all of them, or (on any error) none.
+    `template` (None: the batch's own) names the outputs; with `reuse`, a job that an
+    earlier one already made takes its outputs instead of a prediction."""
     from .manifest import read_manifest  # YAML and CSV readers: not needed to run a queue
 
     manifest = read_manifest(path)
@@ -34,7 +43,14 @@ def queue_manifest(
             f"batch name {batch_id!r} cannot be a directory name; "
             "pass --batch with letters, digits, '.', '_' or '-'"
         )
-    result = store.ingest(batch_id, str(path), manifest.entries(), replace=replace_changed)
+    result = store.ingest(
+        batch_id,
+        str(path),
+        manifest.entries(),
+        replace=replace_changed,
+        reuse=reuse,
+        template=template,
+    )
     for warning in manifest.warnings:
         log.warning("%s", warning)
     return result

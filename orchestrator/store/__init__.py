@@ -25,7 +25,8 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
-from . import ingest, messages, outputs, queue, reads, recovery, requests
+from ..naming import JobNaming, NameTemplate
+from . import ingest, messages, names, outputs, queue, reads, recovery, requests, reuse
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
 from .records import ClaimedJob, Flight, IngestResult, PendingOutput, Recovery
@@ -89,10 +90,26 @@ class Store:
         entries: Iterable[JobSpec | Problem | RefusedJob],
         *,
         replace: bool = False,
+        reuse: bool = False,
+        template: NameTemplate | None = None,
     ) -> IngestResult:
         """Queue a manifest's jobs (what Manifest.entries() yields) in one transaction:
-        all of them, or, on any problem, none (ManifestError lists them)."""
-        return ingest.ingest(self._db, batch_id, manifest, entries, replace=replace)
+        all of them, or, on any problem, none (ManifestError lists them). `template`
+        (None: the batch's own) must name every output (NameTemplateError); with
+        `reuse`, jobs whose outputs an earlier job made take them (see reuse.py)."""
+        return ingest.ingest(
+            self._db,
+            batch_id,
+            manifest,
+            entries,
+            replace=replace,
+            reuse_outputs=reuse,
+            template=template,
+        )
+
+    def set_name_template(self, batches: Sequence[str] | None, template: NameTemplate) -> None:
+        """Where the outputs of `batches` (None: all) go from now on, checked first."""
+        names.set_for(self._db, batches, template)
 
     # ------------------------------------------------------------------ recovery
 
@@ -190,6 +207,15 @@ class Store:
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
         outputs.record_download_failed(self._db, output, error, final=final)
 
+    def output_naming(self, job_pk: int) -> tuple[NameTemplate, JobNaming]:
+        """The template of the job's batch, and what it may use of the job."""
+        with self._db.tx() as conn:
+            return names.naming(conn, job_pk)
+
+    def record_reuse_failed(self, output: PendingOutput, error: str) -> None:
+        """A reused output cannot be taken: its job is queued for a prediction."""
+        reuse.reuse_failed(self._db, output, error)
+
     # ------------------------------------------------------------------ request log
 
     def log_request(self, endpoint: str) -> int:
@@ -226,6 +252,10 @@ class Store:
         self, batches: Sequence[str] | None, limit: int = 10
     ) -> list[tuple[str, int]]:
         return reads.failure_reasons(self._db, batches, limit)
+
+    def report_names(self, batches: Sequence[str] | None) -> tuple[list[str], list[str]]:
+        """The input names and meta names the jobs use: the CSV report's columns."""
+        return reads.report_names(self._db, batches)
 
     def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         """One dict per job, with its attempts and outputs, in queue order."""
