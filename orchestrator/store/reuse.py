@@ -12,9 +12,12 @@ gone or changed sends the job back to the queue for a prediction of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Connection,
     Float,
+    FromClause,
     Integer,
     String,
     bindparam,
@@ -40,10 +43,11 @@ _JOB = bindparam("job", type_=Integer)
 _ATTEMPT = bindparam("attempt", type_=Integer)
 
 
-def _latest(job_pk: object) -> object:
+def _latest(job_pk: Any, correlate: FromClause | None = None) -> Any:
     """The pk of a job's latest attempt (its outputs are the job's own)."""
     latest = _a.alias("latest")
-    return select(func.max(latest.c.pk)).where(latest.c.job_pk == job_pk).scalar_subquery()
+    newest = select(func.max(latest.c.pk)).where(latest.c.job_pk == job_pk)
+    return (newest.correlate(correlate) if correlate is not None else newest).scalar_subquery()
 
 
 # A completed job of any batch with the same fingerprint, every output of its
@@ -52,12 +56,12 @@ _src = _j.alias("src")
 _src_out = _o.alias("src_out")
 _saved = exists().where(
     _src_out.c.job_pk == _src.c.pk,
-    _src_out.c.attempt_pk == _latest(_src.c.pk),
+    _src_out.c.attempt_pk == _latest(_src_out.c.job_pk, _src_out),
     _src_out.c.state == "saved",
 )
 _unsaved = exists().where(
     _src_out.c.job_pk == _src.c.pk,
-    _src_out.c.attempt_pk == _latest(_src.c.pk),
+    _src_out.c.attempt_pk == _latest(_src_out.c.job_pk, _src_out),
     _src_out.c.state != "saved",
 )
 _source = (
@@ -116,6 +120,7 @@ _GIVE_UP = Prepared(
     .where(_a.c.pk == _ATTEMPT)
     .values(
         state=AttemptState.FAILED,
+        status="failed",
         error_name="ReuseFailed",
         error_message=bindparam("error"),
         finished_at=_NOW,
