@@ -56,7 +56,7 @@ def test_csv_report_has_a_row_per_output_and_every_column(
         jobs:
           - id: look
             model_name: tryon-max
-            inputs: {model_image: "https://x/m.png", product_image: "https://x/p.png", num_images: 2}
+            inputs: {model_image: "https://x/m", product_image: "https://x/p", num_images: 2}
             meta: {sku: A-1, page: "https://shop.example/a b"}
           - id: cutout
             model_name: background-remove
