@@ -172,10 +172,8 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
                         problem(line, f"inputs.{key}", f"{value!r} {exc}")
                         continue
                 inputs[key] = value
-            meta = None
-            if meta_cols:
-                meta = {key: row[i].strip() for i, key in meta_cols if i < size and row[i].strip()}
-            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta or None)
+            meta = _meta(row, meta_cols, size) if meta_cols else None
+            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta)
             if pending:
                 yield from findings.drain()
             if spec is not None:
@@ -183,6 +181,12 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
     except (csv.Error, UnicodeDecodeError) as exc:  # raised by the reader only
         problem(previous + 1, None, _broken(exc))
         yield from findings.drain()
+
+
+def _meta(row: list[str], meta_cols: list[tuple[int, str]], size: int) -> dict[str, str] | None:
+    """A row's meta cells as text (an empty cell sets nothing); None when all are empty."""
+    meta = {key: row[i].strip() for i, key in meta_cols if i < size and row[i].strip()}
+    return meta or None
 
 
 def _to_int(cell: str) -> int:
