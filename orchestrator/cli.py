@@ -23,12 +23,15 @@ from .config import (
 from .display import ProgressView, make_console, print_batches, print_estimate, print_summary
 from .errors import StopRun, UsageError
 from .logs import Redactor, quiet, setup_logging, verbosity
+from .naming import NameTemplate
 from .options import (
     api_target,
     db_option,
     log_options,
+    name_template_option,
     out_option,
     parse_limit,
+    reuse_option,
     run_options,
     target,
 )
@@ -94,10 +97,19 @@ def cli(verbose: int, quiet: bool, log_file: Path | None, log_format: str) -> No
 @click.option("--batch", help="Batch name (default: the manifest's `batch:` or file name).")
 @click.option("--queue-only", is_flag=True, help="Validate and queue, but do not run.")
 @click.option("--replace", is_flag=True, help="Queue changed jobs (same id, new inputs) again.")
+@reuse_option
+@name_template_option
 @db_option
 @run_options
 def submit(
-    manifest: Path, batch: str | None, queue_only: bool, replace: bool, db: Path, **opts: Any
+    manifest: Path,
+    batch: str | None,
+    queue_only: bool,
+    replace: bool,
+    reuse: bool,
+    name_template: NameTemplate | None,
+    db: Path,
+    **opts: Any,
 ) -> int:
     """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
     from .service import check_outputs_writable, open_queue, queue_manifest
@@ -107,10 +119,18 @@ def submit(
     with settings_or_none as settings, open_queue(db, create=True) as store:
         if settings is not None:
             check_outputs_writable(settings.out_dir)
-        result = queue_manifest(store, manifest, batch=batch, replace_changed=replace)
+        result = queue_manifest(
+            store,
+            manifest,
+            batch=batch,
+            replace_changed=replace,
+            reuse=reuse,
+            template=name_template,
+        )
+        reused = f", {result.reused} reuse earlier outputs" if reuse else ""
         stderr.print(
             f"batch {result.batch_id}: {result.added} job(s) queued, "
-            f"{result.unchanged} already known, {result.replaced} replaced",
+            f"{result.unchanged} already known, {result.replaced} replaced{reused}",
             markup=False,
             highlight=False,
         )
@@ -127,15 +147,24 @@ def submit(
     help="Run failed jobs again: downloaded again while their output URLs are valid, else"
     " predicted again.",
 )
+@name_template_option
 @db_option
 @run_options
-def resume(batch: str | None, retry_failed: bool, db: Path, **opts: Any) -> int:
+def resume(
+    batch: str | None,
+    retry_failed: bool,
+    name_template: NameTemplate | None,
+    db: Path,
+    **opts: Any,
+) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
     from .service import check_outputs_writable, open_queue, requeue_failed
 
     with target(opts) as settings, open_queue(db, create=False) as store:
         batches = store.resolve_batches(batch) if batch else None
         check_outputs_writable(settings.out_dir)
+        if name_template is not None:
+            store.set_name_template(batches, name_template)
         if retry_failed:
             again = requeue_failed(store, batches, url_ttl=settings.output_url_ttl)
             stderr.print(f"{again} failed job(s) run again")
@@ -195,10 +224,17 @@ def status(batch: str | None, as_json: bool, db: Path) -> int:
     show_default=True,
     help="html: a contact sheet, to open in a browser (its links are relative to -o).",
 )
+@click.option(
+    "--per",
+    type=click.Choice(["output", "job"]),
+    default="output",
+    show_default=True,
+    help="CSV: a row per output (a job without outputs still gets one), or per job.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @db_option
 @out_option
-def report(batch: str | None, fmt: str, output: Path | None, db: Path, out: Path) -> int:
+def report(batch: str | None, fmt: str, per: str, output: Path | None, db: Path, out: Path) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
     store = Store(db, create=False)
     batches = store.resolve_batches(batch)
@@ -211,8 +247,7 @@ def report(batch: str | None, fmt: str, output: Path | None, db: Path, out: Path
             page = output if output else Path.cwd() / "report.html"
             write_page(store, batches, out_dir=out, page=page, out=fh)
         else:
-            writer = reports.write_json if fmt == "json" else reports.write_csv
-            writer(reports.job_reports(store, batches), fh)
+            reports.write_report(store, batches, fh, fmt=fmt, per=per)
     return 0
 
 

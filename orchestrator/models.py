@@ -33,6 +33,7 @@ class AttemptState(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"  # the prediction failed (runtime error, timeout, 404)
     REJECTED = "rejected"  # the API answered /run with an error: nothing was created
+    REUSED = "reused"  # no prediction: the outputs of an earlier, identical job (--reuse)
 
 
 # Statuses the API reports; the SDK also knows canceled and time_out.
@@ -96,6 +97,9 @@ class JobSpec:
     location: Location | None = field(default=None, compare=False)
     # The content tokens of the inputs that are data URIs, when the reader has them.
     tokens: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    # The catalog's own data (SKU, product page): kept and reported, never sent to
+    # the API and not part of the fingerprint.
+    meta: Mapping[str, Any] | None = None
 
     @property
     def fingerprint(self) -> str:

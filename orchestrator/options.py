@@ -21,6 +21,7 @@ from .config import (
     read_api_key,
 )
 from .errors import UsageError
+from .naming import DEFAULT_TEMPLATE, NameTemplate
 
 F = TypeVar("F", bound=Callable[..., Any])
 SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
@@ -80,7 +81,7 @@ def out_option(f: F) -> F:
         "ORCHESTRATOR_OUT",
         type=click.Path(file_okay=False, path_type=Path),
         default=DEFAULT_OUT,
-        help="Outputs go to OUT/<batch>/<job-id>/<n>.<ext>.",
+        help="Outputs go under OUT, named by the batch's --name-template.",
     )(f)
 
 
@@ -144,6 +145,34 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
     ),
     click.option("--sandbox-seed", type=int, default=0, show_default=True, hidden=True),
 )
+
+
+def parse_template(_ctx: Any, _param: click.Parameter, value: str | None) -> NameTemplate | None:
+    return None if value is None else NameTemplate.parse(value)
+
+
+def name_template_option(f: F) -> F:
+    """Where outputs go; stored with the batch, so `resume` and reports keep it."""
+    return click.option(
+        "--name-template",
+        envvar="ORCHESTRATOR_NAME_TEMPLATE",
+        show_envvar=True,
+        callback=parse_template,
+        metavar="TEMPLATE",
+        help=f"Output paths under --out (default: the batch's own, at first {DEFAULT_TEMPLATE});"
+        " fields {batch} {id} {model} {n} {ext} {meta.<name>}.",
+    )(f)
+
+
+def reuse_option(f: F) -> F:
+    return click.option(
+        "--reuse",
+        is_flag=True,
+        envvar="ORCHESTRATOR_REUSE",
+        show_envvar=True,
+        help="A job whose model and inputs already completed in this database takes those"
+        " outputs (linked, sha256 checked) instead of a new prediction.",
+    )(f)
 
 
 def run_options(f: F) -> F:

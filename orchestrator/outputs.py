@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
+import secrets
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from .errors import HandledError
 # only these, so distinct ids are distinct folders (the mapping is injective).
 _COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 PARTIAL_SUFFIX = ".part"
+# Every extension `extension()` gives: a name template's `{ext}` is one of these.
+EXTENSIONS = ("png", "jpg", "webp", "gif", "mp4", "bin")
 
 # New files get the mode the user's umask gives (0644 under 022), not mkstemp's 0600.
 # Read once at import, while no other thread can be changing it.
@@ -36,6 +40,13 @@ class OutputError(HandledError):
     def __init__(self, message: str, *, retryable: bool = True):
         super().__init__(message)
         self.retryable = retryable
+
+
+class ReuseError(OutputError):
+    """A saved output to be reused (--reuse) is gone or has changed since."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=False)
 
 
 class OutputDirError(OutputError):
@@ -87,6 +98,19 @@ def remove_partials(folder: Path) -> int:
         for stale in folder.glob(f".*{PARTIAL_SUFFIX}"):
             stale.unlink(missing_ok=True)
             removed += 1
+    return removed
+
+
+def remove_partials_of(paths: Iterable[Path]) -> int:
+    """Delete the temporary files that a killed process left for these outputs (and
+    only those: other jobs may be writing beside them)."""
+    removed = 0
+    for path in paths:
+        pattern = f".{glob.escape(path.name)}.{'?' * 8}{PARTIAL_SUFFIX}"
+        if path.parent.is_dir():
+            for stale in path.parent.glob(pattern):
+                stale.unlink(missing_ok=True)
+                removed += 1
     return removed
 
 
@@ -191,8 +215,67 @@ async def save_output(
     *,
     blocking: BlockingRunner = anyio.to_thread.run_sync,
 ) -> SavedOutput:
+    """Save an output at the default place, OUT/<batch>/<job id>/<n>.<ext>."""
+
+    def path_for(ext: str) -> Path:
+        return output_path(root, batch_id, job_id, index, ext)
+
+    return await save_output_to(http, url, path_for, blocking=blocking)
+
+
+async def save_output_to(
+    http: httpx.AsyncClient,
+    url: str,
+    path_for: Callable[[str], Path],
+    *,
+    blocking: BlockingRunner = anyio.to_thread.run_sync,
+) -> SavedOutput:
+    """Fetch an output and write it where `path_for(its extension)` says."""
     data = await fetch(http, url)
-    path = output_path(root, batch_id, job_id, index, extension(data))
+    path = path_for(extension(data))
     saved = await blocking(write_atomically, path, data)
     kept = url if not url.startswith("data:") else f"{url.partition(',')[0]},…"
     return SavedOutput(saved.path, saved.sha256, saved.size, kept)
+
+
+def take_output(source: Path, sha256: str, path_for: Callable[[str], Path]) -> SavedOutput:
+    """A saved output, checked against its recorded sha256, as another job's output:
+    hard-linked where the file system allows it, else copied (atomically either way).
+    """
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ReuseError(f"{source} cannot be read ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ReuseError(f"{source} has changed since it was saved (sha256 {digest[:12]}…)")
+    path = path_for(extension(data))
+    if not _same_file(source, path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputDirError(path.parent, exc) from None
+        if not _link_atomically(source, path):
+            write_atomically(path, data)
+    return SavedOutput(path, digest, len(data), "")
+
+
+def _link_atomically(source: Path, path: Path) -> bool:
+    """Hard-link `source` at `path` through a temporary name; False where links are
+    not possible (another file system, a file system without them)."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _same_file(source: Path, path: Path) -> bool:
+    """Already linked (a run killed after the link, before it was recorded)."""
+    try:
+        return os.path.samefile(source, path)
+    except OSError:
+        return False

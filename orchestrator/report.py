@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from .models import JobState
+from .models import JobState, content_token
 from .reconcile import Reconciliation
+from .report_csv import write_csv
 from .store import Store
+from .store.blobs import BLOB_KEY
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,19 @@ def _balance_check(store: Store, batches: Sequence[str]) -> Reconciliation | Non
 def job_reports(store: Store, batches: Sequence[str]) -> Iterator[dict[str, Any]]:
     """One object per job, as `report --format json` prints them."""
     for row in store.iter_report(batches):
-        job = row["job"]
+        job, attempts = row["job"], row["attempts"]
+        sent = [a["sent_at"] for a in attempts if a["sent_at"] is not None]
+        terminal = JobState(job["state"]).terminal
+        reused = job["reused_batch"]
         yield {
             "batch": job["batch_id"],
             "id": job["job_id"],
+            "manifest": job["manifest"],
+            "line": job["line"],
             "state": job["state"],
             "model_name": job["model_name"],
+            "inputs": shown_inputs(job["inputs"]),
+            "meta": json.loads(job["meta"]) if job["meta"] else {},
             "attempts": [
                 {
                     "prediction_id": a["prediction_id"],
@@ -72,16 +81,53 @@ def job_reports(store: Store, batches: Sequence[str]) -> Iterator[dict[str, Any]
                     "error": _error(a["error_name"], a["error_message"]),
                     "uncertain": bool(a["uncertain"]),
                 }
-                for a in row["attempts"]
+                for a in attempts
             ],
             "outputs": [
-                {"url": o["url"], "path": o["path"], "sha256": o["sha256"]}
+                {
+                    "index": o["idx"],
+                    "url": o["url"],
+                    "path": o["path"],
+                    "size": o["size"],
+                    "sha256": o["sha256"],
+                }
                 for o in row["outputs"]
                 if o["state"] == "saved" or o["path"]
             ],
             "credits": job["credits"],
             "error": job["error"],
+            "reused_from": {"batch": reused, "id": job["reused_id"]} if reused else None,
+            "started_at": iso_utc(min(sent)) if sent else None,
+            "finished_at": iso_utc(job["updated_at"]) if terminal else None,
         }
+
+
+def shown_inputs(raw: str) -> dict[str, Any]:
+    """A job's stored inputs as a report shows them: each data URI as its sha256 token
+    (a large one is stored as a blob whose key is that sha256)."""
+    inputs: dict[str, Any] = json.loads(raw)
+    for key, value in inputs.items():
+        if isinstance(value, dict) and BLOB_KEY in value:
+            inputs[key] = "sha256:" + value[BLOB_KEY]
+        elif isinstance(value, str) and value.startswith("data:"):
+            inputs[key] = content_token(value)
+    return inputs
+
+
+def iso_utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_report(
+    store: Store, batches: Sequence[str], out: IO[str], *, fmt: str, per: str = "output"
+) -> None:
+    """The report of `batches` as JSON (one object per job) or CSV (report_csv)."""
+    reports = job_reports(store, batches)
+    if fmt == "json":
+        write_json(reports, out)
+        return
+    input_names, meta_names = store.report_names(batches)
+    write_csv(reports, out, input_names=input_names, meta_names=meta_names, per=per)
 
 
 def _error(name: str | None, message: str | None) -> str | None:
@@ -98,41 +144,3 @@ def write_json(reports: Iterable[dict[str, Any]], out: IO[str]) -> None:
         out.write(",\n  " if count > 1 else "\n  ")
         out.write(json.dumps(item, ensure_ascii=False))
     out.write("\n]\n" if count else "]\n")
-
-
-CSV_COLUMNS = (
-    "batch",
-    "id",
-    "state",
-    "model_name",
-    "attempts",
-    "prediction_ids",
-    "uncertain",
-    "credits",
-    "outputs",
-    "sha256",
-    "error",
-)
-
-
-def write_csv(reports: Iterable[dict[str, Any]], out: IO[str]) -> None:
-    """One row per job; lists are joined with spaces."""
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for r in reports:
-        attempts = r["attempts"]
-        writer.writerow(
-            [
-                r["batch"],
-                r["id"],
-                r["state"],
-                r["model_name"],
-                len(attempts),
-                " ".join(a["prediction_id"] or "-" for a in attempts),
-                sum(1 for a in attempts if a["uncertain"]),
-                r["credits"],
-                " ".join(o["path"] or "" for o in r["outputs"]),
-                " ".join(o["sha256"] or "" for o in r["outputs"]),
-                r["error"] or "",
-            ]
-        )

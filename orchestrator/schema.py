@@ -26,6 +26,8 @@ batches = Table(
     Column("manifest", Text, nullable=False),  # path of the manifest it came from
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Where its outputs go under --out (naming.NameTemplate); NULL: the default.
+    Column("name_template", Text),
 )
 
 jobs = Table(
@@ -46,6 +48,8 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("line", Integer),  # where the job is in its manifest (line, or CSV row)
+    Column("meta", Text),  # the catalog's own data (canonical JSON): never sent, not hashed
+    Column("reused_from", Integer),  # the job (pk) whose outputs this one took (--reuse)
     UniqueConstraint("batch_id", "job_id", name="uq_jobs_batch_job"),
     Index("ix_jobs_batch_state", "batch_id", "state"),
 )
@@ -55,6 +59,8 @@ Index("ix_jobs_queue", jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
 # The same order within given batches: a claim for one batch is then one probe,
 # however many jobs of other batches wait.
 Index("ix_jobs_batch_queue", jobs.c.batch_id, jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
+# --reuse looks up a completed job by what it asked for.
+Index("ix_jobs_fingerprint", jobs.c.fingerprint, jobs.c.state)
 
 attempts = Table(
     "attempts",
@@ -90,6 +96,8 @@ outputs = Table(
     Column("size", Integer),
     Column("error", Text),
     Column("saved_at", Float),
+    # A reused output (--reuse): the saved output (pk) whose file it takes.
+    Column("source_pk", Integer),
     UniqueConstraint("attempt_pk", "idx", name="uq_outputs_attempt_idx"),
     Index("ix_outputs_job", "job_pk"),
 )

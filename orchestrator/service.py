@@ -19,6 +19,7 @@ from .engine import Engine, RunOutcome
 from .errors import UsageError
 from .locking import queue_lock
 from .models import JobSpec, Progress
+from .naming import NameTemplate
 from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import IngestResult, Store
 
@@ -26,14 +27,29 @@ log = logging.getLogger("orchestrator")
 
 
 def queue_manifest(
-    store: Store, path: Path, *, batch: str | None = None, replace_changed: bool = False
+    store: Store,
+    path: Path,
+    *,
+    batch: str | None = None,
+    replace_changed: bool = False,
+    reuse: bool = False,
+    template: NameTemplate | None = None,
 ) -> IngestResult:
-    """Validate a manifest and queue its jobs: all of them, or (on any error) none."""
+    """Validate a manifest and queue its jobs: all of them, or (on any error) none.
+    `template` (None: the batch's own) names the outputs; with `reuse`, a job that an
+    earlier one already made takes its outputs instead of a prediction."""
     from .manifest import read_manifest  # YAML and CSV readers: not needed to run a queue
 
     manifest = read_manifest(path)
     batch_id = _batch_name(batch or manifest.batch_name)
-    result = store.ingest(batch_id, str(path), manifest.entries(), replace=replace_changed)
+    result = store.ingest(
+        batch_id,
+        str(path),
+        manifest.entries(),
+        replace=replace_changed,
+        reuse=reuse,
+        template=template,
+    )
     for warning in manifest.warnings:
         log.warning("%s", warning)
     return result

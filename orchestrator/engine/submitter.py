@@ -100,10 +100,11 @@ class Submitter:
 
     async def _wait_for_work(self) -> bool:
         """Nothing is ready to send: wait for a backoff to end or a job to come back.
-        False when nothing is queued and nothing in flight could requeue a job."""
+        False when nothing is queued and nothing in flight could requeue a job (a
+        reused output that is gone requeues its job: downloads count)."""
         state = self.state
         waiting, due = self.store.queue_state(self.batches)
-        if waiting == 0 and not state.slots and not state.sending:
+        if waiting == 0 and not state.busy():
             return False
         await state.wait_change(None if due is None else due - state.clock.wall())
         return True

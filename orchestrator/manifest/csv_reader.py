@@ -1,7 +1,8 @@
 """CSV manifests, streamed row by row: memory does not grow with the number of rows.
 
-The header names the fields: id, model_name, priority and one inputs.<name> column
-per input. Rows are numbered as file lines (a quoted cell may span lines, and the
+The header names the fields: id, model_name, priority, one inputs.<name> column
+per input and one meta.<name> column per name of the job's own data (kept as text).
+Rows are numbered as file lines (a quoted cell may span lines, and the
 header is line 1). An empty cell is an input not set; cells of counts, seeds and
 flags are converted from text, as CSV has nothing but text.
 """
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 from .describe import did_you_mean, unreadable
 from .findings import Entry, Findings
+from .meta import META_NAME, META_NAME_RULE
 from .plans import ALL_INPUTS, BOOL_INPUTS, INT_INPUTS
 from .validation import MISSING, JobValidator
 
@@ -32,7 +34,7 @@ _CELL_LIMIT: Final = 64 * 1024 * 1024
 class CsvColumns:
     """Which cell holds which field, from the header."""
 
-    __slots__ = ("id", "inputs", "model_name", "priority", "width")
+    __slots__ = ("id", "inputs", "meta", "model_name", "priority", "width")
 
     def __init__(self, width: int):
         self.width = width
@@ -41,6 +43,7 @@ class CsvColumns:
         self.priority: int | None = None
         # (cell index, input name, text → value converter or None)
         self.inputs: list[tuple[int, str, Callable[[str], Any] | None]] = []
+        self.meta: list[tuple[int, str]] = []  # (cell index, meta name)
 
 
 def csv_entries(path: Path, validator: JobValidator) -> Iterator[Entry]:
@@ -101,6 +104,12 @@ def _columns(header: list[str], findings: Findings) -> CsvColumns | None:
             key = name[len("inputs.") :]
             convert = _to_int if key in INT_INPUTS else _to_bool if key in BOOL_INPUTS else None
             cols.inputs.append((index, key, convert))
+        elif name.startswith("meta."):
+            key = name[len("meta.") :]
+            if META_NAME.fullmatch(key):
+                cols.meta.append((index, key))
+            else:
+                findings.problem(1, name, f"invalid meta name {key!r}; use {META_NAME_RULE}")
         else:
             findings.problem(1, name or None, _unknown_column(name, index))
     if cols.model_name is None:
@@ -117,7 +126,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
     """The hot loop of a million-row import: keep per-row work flat and small."""
     width, model_col = cols.width, cols.model_name
     assert model_col is not None  # _columns returns None without it
-    id_col, priority_col, input_cols = cols.id, cols.priority, cols.inputs
+    id_col, priority_col, input_cols, meta_cols = cols.id, cols.priority, cols.inputs, cols.meta
     findings, job = validator.findings, validator.job
     problem, pending = findings.problem, findings.pending
     previous = reader.line_num
@@ -163,7 +172,8 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
                         problem(line, f"inputs.{key}", f"{value!r} {exc}")
                         continue
                 inputs[key] = value
-            spec = job(line, model_name, inputs, job_id, priority, None, ok)
+            meta = _meta(row, meta_cols, size) if meta_cols else None
+            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta)
             if pending:
                 yield from findings.drain()
             if spec is not None:
@@ -171,6 +181,12 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
     except (csv.Error, UnicodeDecodeError) as exc:  # raised by the reader only
         problem(previous + 1, None, _broken(exc))
         yield from findings.drain()
+
+
+def _meta(row: list[str], meta_cols: list[tuple[int, str]], size: int) -> dict[str, str] | None:
+    """A row's meta cells as text (an empty cell sets nothing); None when all are empty."""
+    meta = {key: row[i].strip() for i, key in meta_cols if i < size and row[i].strip()}
+    return meta or None
 
 
 def _to_int(cell: str) -> int:
@@ -211,8 +227,8 @@ def _unknown_column(name: str, index: int) -> str:
     )
     shown = repr(name) if name else f"number {index + 1} (no name)"
     return (
-        f"unknown column {shown}{hint}; columns are id, model_name, priority "
-        "and one inputs.<name> per input: rename or delete it"
+        f"unknown column {shown}{hint}; columns are id, model_name, priority, "
+        "one inputs.<name> per input and meta.<name> for your own data: rename or delete it"
     )
 
 

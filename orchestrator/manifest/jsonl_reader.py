@@ -84,4 +84,5 @@ def _line(number: int, text: str, validator: JobValidator) -> JobSpec | None:
         obj.get("priority", MISSING),
         None,
         keys_ok,
+        obj.get("meta"),
     )

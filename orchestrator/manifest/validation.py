@@ -18,10 +18,11 @@ from .describe import did_you_mean, show
 from .findings import Findings
 from .ids import ID_RULE, SAFE_NAME, derived_id
 from .images import ImageResolver
+from .meta import checked_meta
 from .plans import GENERIC, PLANS, Plan
 from .values import NOT_UNICODE, is_unicode, unstorable_input
 
-JOB_KEYS: Final = ("id", "model_name", "inputs", "priority")
+JOB_KEYS: Final = ("id", "model_name", "inputs", "priority", "meta")
 MISSING: Final[Any] = object()  # "the field is absent", distinct from null
 _INT64: Final = 2**63 - 1  # SQLite INTEGER range, where priority ends up
 
@@ -81,12 +82,14 @@ class JobValidator:
         priority: Any,
         lines: Lines | None = None,
         valid: bool = True,
+        meta: Any = None,
     ) -> JobSpec | None:
         """Validate one job's fields; return its spec, or None after reporting why not.
 
         `lines` maps a field ("model_name", "inputs.image") to its own line (YAML);
         without it every problem is reported at the job's line. `valid` is False when
         the caller has already reported a problem with this job (an unknown key).
+        `meta` is the job's own data (meta.py), None or MISSING when it has none.
         """
         self.jobs_seen += 1
         ok = valid
@@ -113,6 +116,10 @@ class JobValidator:
         elif type(priority) is not int or not -_INT64 <= priority <= _INT64:
             ok = False
             self._bad_priority(line, priority, lines)
+        kept_meta = None
+        if meta is not MISSING and meta is not None:
+            kept_meta, meta_ok = checked_meta(self.findings, meta, line, lines)
+            ok = ok and meta_ok
         if not ok:
             if job_id is not None and id_ok:
                 self.findings.refused(job_id, line)
@@ -120,7 +127,8 @@ class JobValidator:
         tokens = tokens or {}  # known: no other input is a data URI
         if job_id is None:
             job_id = derived_id(model_name, resolved, tokens)
-        return JobSpec(job_id, model_name, resolved, priority, Location(self.file, line), tokens)
+        location = Location(self.file, line)
+        return JobSpec(job_id, model_name, resolved, priority, location, tokens, kept_meta)
 
     def _inputs(
         self,

@@ -21,7 +21,7 @@ from .validation import JOB_KEYS, MISSING, JobValidator, unknown_keys
 from .yaml_reader import YList, YMap, read_yaml
 
 TOP_KEYS: Final = ("batch", "defaults", "jobs")
-DEFAULT_KEYS: Final = ("model_name", "inputs", "priority")
+DEFAULT_KEYS: Final = ("model_name", "inputs", "priority", "meta")
 
 
 class YamlOutline:
@@ -60,7 +60,8 @@ def open_yaml(text: str, findings: Findings) -> YamlOutline:
         findings.problem(
             root.key_lines["defaults"],
             "defaults",
-            f"defaults must be a mapping (model_name, priority, inputs); got {show(defaults)}",
+            "defaults must be a mapping (model_name, priority, inputs, meta); "
+            f"got {show(defaults)}",
         )
     outline.jobs = _jobs_list(root, findings)
     return outline
@@ -165,8 +166,22 @@ def _job(item: YMap, defaults: YMap | None, validator: JobValidator) -> JobSpec 
     if isinstance(item.get("inputs"), YMap):
         for key, key_line in item["inputs"].key_lines.items():
             lines[f"inputs.{key}"] = key_line
+    meta = _merged_meta(item, defaults, lines)
     job_id = item.get("id", MISSING)
-    return validator.job(item.line, model_name, inputs, job_id, priority, lines, keys_ok)
+    return validator.job(item.line, model_name, inputs, job_id, priority, lines, keys_ok, meta)
+
+
+def _merged_meta(item: YMap, defaults: YMap | None, lines: dict[str, int]) -> Any:
+    """The job's meta over `defaults.meta` (a job's own names win), each name's line kept."""
+    meta = item.get("meta")
+    d_meta = defaults.get("meta") if defaults is not None else None
+    for source in (d_meta, meta):
+        if isinstance(source, YMap):
+            for key, key_line in source.key_lines.items():
+                lines[f"meta.{key}"] = key_line
+    if isinstance(d_meta, YMap) and (meta is None or isinstance(meta, Mapping)):
+        return {**d_meta, **(meta or {})}
+    return d_meta if meta is None else meta
 
 
 def _merged_inputs(

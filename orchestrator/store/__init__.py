@@ -25,7 +25,21 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
-from . import batches, ingest, journal, messages, outputs, queue, reads, recovery, requests, sheet
+from ..naming import JobNaming, NameTemplate
+from . import (
+    batches,
+    ingest,
+    journal,
+    messages,
+    names,
+    outputs,
+    queue,
+    reads,
+    recovery,
+    requests,
+    reuse,
+    sheet,
+)
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
 from .records import (
@@ -102,10 +116,26 @@ class Store:
         entries: Iterable[JobSpec | Problem | RefusedJob],
         *,
         replace: bool = False,
+        reuse: bool = False,
+        template: NameTemplate | None = None,
     ) -> IngestResult:
         """Queue a manifest's jobs (what Manifest.entries() yields) in one transaction:
-        all of them, or, on any problem, none (ManifestError lists them)."""
-        return ingest.ingest(self._db, batch_id, manifest, entries, replace=replace)
+        all of them, or, on any problem, none (ManifestError lists them). `template`
+        (None: the batch's own) must name every output (NameTemplateError); with
+        `reuse`, jobs whose outputs an earlier job made take them (see reuse.py)."""
+        return ingest.ingest(
+            self._db,
+            batch_id,
+            manifest,
+            entries,
+            replace=replace,
+            reuse_outputs=reuse,
+            template=template,
+        )
+
+    def set_name_template(self, batches: Sequence[str] | None, template: NameTemplate) -> None:
+        """Where the outputs of `batches` (None: all) go from now on, checked first."""
+        names.set_for(self._db, batches, template)
 
     def check_manifest(
         self,
@@ -226,6 +256,15 @@ class Store:
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
         outputs.record_download_failed(self._db, output, error, final=final)
 
+    def output_naming(self, job_pk: int) -> tuple[NameTemplate, JobNaming]:
+        """The template of the job's batch, and what it may use of the job."""
+        with self._db.tx() as conn:
+            return names.naming(conn, job_pk)
+
+    def record_reuse_failed(self, output: PendingOutput, error: str) -> None:
+        """A reused output cannot be taken: its job is queued for a prediction."""
+        reuse.reuse_failed(self._db, output, error)
+
     # ------------------------------------------------------------------ request log
 
     def log_request(self, endpoint: str) -> int:
@@ -281,6 +320,10 @@ class Store:
     def job_origin(self, job_pk: int) -> JobOrigin:
         """A job's batch, id, model, and manifest file and line (for its log lines)."""
         return reads.job_origin(self._db, job_pk)
+
+    def report_names(self, batches: Sequence[str] | None) -> tuple[list[str], list[str]]:
+        """The input names and meta names the jobs use: the CSV report's columns."""
+        return reads.report_names(self._db, batches)
 
     def iter_report(self, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         """One dict per job, with its attempts and outputs, in queue order."""

@@ -17,7 +17,7 @@ from .statements import Prepared
 
 # Data URIs longer than this go to `blobs`.
 BLOB_THRESHOLD = 512
-_BLOB_KEY = "$blob"
+BLOB_KEY = "$blob"
 
 _ADD = Prepared(insert_or_ignore(t.blobs, "sha256", "data"))
 _DATA = Prepared(select(t.blobs.c.data).where(t.blobs.c.sha256 == bindparam("digest")))
@@ -41,7 +41,7 @@ def slim(
                 if store:
                     _ADD(conn, sha256=digest, data=value)
                 digests[value] = digest
-            slimmed[key] = {_BLOB_KEY: digest}
+            slimmed[key] = {BLOB_KEY: digest}
         else:
             slimmed[key] = value
     return canonical_json(slimmed)
@@ -51,6 +51,6 @@ def inflate(conn: Connection, raw_inputs: str) -> dict[str, Any]:
     """A job's inputs as the API takes them: blobs back in place."""
     inputs: dict[str, Any] = json.loads(raw_inputs)
     for key, value in inputs.items():
-        if isinstance(value, dict) and _BLOB_KEY in value:
-            inputs[key] = _DATA(conn, digest=value[_BLOB_KEY]).scalar_one()
+        if isinstance(value, dict) and BLOB_KEY in value:
+            inputs[key] = _DATA(conn, digest=value[BLOB_KEY]).scalar_one()
     return inputs

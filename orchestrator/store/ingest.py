@@ -22,8 +22,9 @@ from sqlalchemy import (
 
 from .. import schema as t
 from ..errors import MAX_LISTED, ChangedJobError, ManifestError, Problem, ProblemList, RefusedJob
-from ..models import JobSpec, JobState
-from . import blobs, duplicates, journal, messages, sqlite
+from ..models import JobSpec, JobState, canonical_json
+from ..naming import NameTemplate
+from . import blobs, duplicates, journal, messages, names, reuse, sqlite
 from .connection import Database
 from .records import IngestResult
 from .sqlite import staging as s
@@ -58,6 +59,8 @@ _REPLACE = Prepared(
         fingerprint=s.c.fingerprint,
         priority=s.c.priority,
         line=s.c.line,
+        meta=s.c.meta,
+        reused_from=None,
         state=JobState.QUEUED,
         failures=0,
         not_before=None,
@@ -76,6 +79,7 @@ _new_jobs = (
         s.c.inputs,
         s.c.fingerprint,
         s.c.line,
+        s.c.meta,
         literal(JobState.QUEUED.value),
         literal(0),
         literal(0),
@@ -87,7 +91,8 @@ _new_jobs = (
 )
 _ADD_JOBS = Prepared(
     insert(_j).from_select(
-        ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "line", "state"]
+        ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "line", "meta"]
+        + ["state"]
         + ["failures", "credits", "created_at", "updated_at"],
         _new_jobs,
     )
@@ -102,6 +107,8 @@ def ingest(
     entries: Iterable[JobSpec | Problem | RefusedJob],
     *,
     replace: bool = False,
+    reuse_outputs: bool = False,
+    template: NameTemplate | None = None,
 ) -> IngestResult:
     """Queue a manifest's jobs in one transaction: all of them, or nothing.
 
@@ -109,6 +116,11 @@ def ingest(
     are staged as they come, problems listed (past MAX_LISTED, only counted), and
     the ids of refused jobs kept, so that their duplicates are reported in the same
     run. Duplicate ids are found here, with SQL, so memory does not grow with the file.
+
+    `template` (None: keep the batch's) is stored with the batch, and the batch's
+    template checked against its jobs (names.check). With `reuse_outputs`, queued
+    jobs that an earlier job can stand for take its outputs (reuse.py), in the same
+    transaction: none of them can be claimed, and so sent, before.
     """
     now = db.clock.wall()
     with db.tx() as conn:
@@ -116,9 +128,13 @@ def ingest(
         _refuse_problems(conn, manifest, batch_id, problems)
         replaced = _check_changed(conn, manifest, batch_id, replace=replace)
         added, total = _write(conn, batch_id, manifest, now)
+        if template is not None:
+            names.set_template(conn, batch_id, template)
+        names.check(conn, [batch_id])
+        reused = reuse.reuse_queued(conn, batch_id, now) if reuse_outputs else 0
         message = f"{added} added, {replaced} replaced"
         journal.event(conn, db.clock.wall(), batch_id, None, "submit", message)
-    return IngestResult(batch_id, added, total - added - replaced, replaced)
+    return IngestResult(batch_id, added, total - added - replaced, replaced, reused)
 
 
 class _Rollback(Exception):
@@ -161,7 +177,9 @@ def _stage(
         if isinstance(entry, JobSpec):  # the common case first
             inputs = blobs.slim(conn, entry.inputs, digests, store=store_blobs)
             line = entry.location.line if entry.location else None
-            row = (entry.id, entry.model_name, inputs, entry.fingerprint, entry.priority, line)
+            meta = canonical_json(entry.meta) if entry.meta else None
+            fingerprint, priority = entry.fingerprint, entry.priority
+            row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta)
             chunk.append(row)
             if len(chunk) >= _INGEST_CHUNK:
                 sqlite.stage(conn, chunk)

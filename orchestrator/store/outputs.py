@@ -30,9 +30,12 @@ def of_current_attempt() -> ColumnElement[bool]:
 _ADD = Prepared(
     inserting(_o, "job_pk", "attempt_pk", "idx", "url").values(state="pending", tries=0)
 )
+_source = _o.alias("source")
 _PENDING = Prepared(
     select(_o.c.pk, _o.c.attempt_pk, _o.c.idx, _o.c.url, _o.c.tries, _j.c.batch_id, _j.c.job_id)
+    .add_columns(_source.c.path, _source.c.sha256)
     .join(_j, _j.c.pk == _o.c.job_pk)
+    .outerjoin(_source, _source.c.pk == _o.c.source_pk)
     .where(_o.c.job_pk == bindparam("job"), _o.c.state == "pending", of_current_attempt())
     .order_by(_o.c.idx)
 )
@@ -88,8 +91,8 @@ def pending_outputs(db: Database, job_pk: int) -> list[PendingOutput]:
     with db.tx() as conn:
         rows = _PENDING(conn, job=job_pk).all()
     return [
-        PendingOutput(pk, job_pk, attempt_pk, b, j, idx, url, tries)
-        for pk, attempt_pk, idx, url, tries, b, j in rows
+        PendingOutput(pk, job_pk, attempt_pk, b, j, idx, url, tries, src_path, src_sha)
+        for pk, attempt_pk, idx, url, tries, b, j, src_path, src_sha in rows
     ]
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, literal, select
+from sqlalchemy import Integer, bindparam, func, literal, select, true
 
 from .. import schema as t
 from ..errors import UsageError
 from ..models import JobState
-from . import messages
+from . import messages, sqlite
 from .connection import Database
 from .outputs import of_current_attempt
 from .records import JobOrigin
@@ -44,7 +44,32 @@ _ORIGIN = Prepared(
 # Three scans in job order, merged as they go (see iter_report). A job's outputs are
 # reported once its prediction completed, and only those of its latest attempt.
 _reported = [literal(s) for s in (JobState.DOWNLOADING, JobState.COMPLETED, JobState.FAILED)]
-_JOBS = Scoped(select(_j).order_by(_j.c.pk))
+_src = _j.alias("src")
+_JOBS = Scoped(
+    select(_j, t.batches.c.manifest, _src.c.batch_id.label("reused_batch"))
+    .add_columns(_src.c.job_id.label("reused_id"))
+    .join(t.batches, t.batches.c.id == _j.c.batch_id)
+    .outerjoin(_src, _src.c.pk == _j.c.reused_from)
+    .order_by(_j.c.pk)
+)
+# The input names and meta names the jobs use: the CSV report's columns.
+_input_key = sqlite.json_keys(_j.c.inputs)
+_INPUT_NAMES = Scoped(
+    select(_input_key.c.key)
+    .distinct()
+    .select_from(_j)
+    .join(_input_key, true())
+    .order_by(_input_key.c.key)
+)
+_meta_key = sqlite.json_keys(_j.c.meta)
+_META_NAMES = Scoped(
+    select(_meta_key.c.key)
+    .distinct()
+    .select_from(_j)
+    .join(_meta_key, true())
+    .where(_j.c.meta.is_not(None))
+    .order_by(_meta_key.c.key)
+)
 _ATTEMPTS = Scoped(select(_a).join(_j, _j.c.pk == _a.c.job_pk).order_by(_a.c.job_pk, _a.c.pk))
 _OUTPUTS = Scoped(
     select(_o)
@@ -103,6 +128,14 @@ def job_origin(db: Database, job_pk: int) -> JobOrigin:
     with db.tx() as conn:
         batch_id, job_id, model_name, manifest, line = _ORIGIN(conn, job=job_pk).one()
     return JobOrigin(batch_id, job_id, model_name, manifest, line)
+
+
+def report_names(db: Database, batches: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The input names and the meta names that the jobs of `batches` use, sorted."""
+    with db.tx() as conn:
+        inputs = [str(k) for k in _INPUT_NAMES(conn, batches).scalars()]
+        meta = [str(k) for k in _META_NAMES(conn, batches).scalars()]
+    return inputs, meta
 
 
 def iter_report(db: Database, batches: Sequence[str] | None) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ class IngestResult:
     added: int
     unchanged: int
     replaced: int
+    reused: int = 0  # jobs that took an earlier job's outputs (--reuse)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class PendingOutput:
     idx: int
     url: str
     tries: int
+    # A reused output (--reuse): the saved file it takes, and that file's sha256.
+    source_path: str | None = None
+    source_sha256: str | None = None
 
 
 @dataclass(frozen=True)

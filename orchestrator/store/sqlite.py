@@ -7,7 +7,8 @@
   slower: some 10 s more on a million rows);
 - `INSERT OR IGNORE` (PostgreSQL: `INSERT ... ON CONFLICT DO NOTHING`);
 - a new row's key read from the cursor's `lastrowid` (PostgreSQL: `RETURNING pk`,
-  which on SQLite costs some 40 us more per INSERT).
+  which on SQLite costs some 40 us more per INSERT);
+- the keys of a JSON object as a table, `json_each` (PostgreSQL: `jsonb_object_keys`).
 
 Everything else the store runs is SQLAlchemy Core over the tables of schema.py.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     CursorResult,
     Index,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.schema import CreateIndex, CreateTable, DropIndex
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from .statements import Prepared, inserting
 
@@ -73,6 +76,7 @@ staging = Table(
     Column("fingerprint", Text),
     Column("priority", Integer),
     Column("line", Integer),
+    Column("meta", Text),
     prefixes=["TEMPORARY"],
 )
 # Ids folded to lower case (ids are ASCII, which SQLite's lower() folds): built once
@@ -82,8 +86,8 @@ staging_folded = Index("staging_folded", func.lower(staging.c.job_id))
 
 # The driver's qmark SQL: executemany on the raw sqlite3 connection.
 _STAGE = (
-    "INSERT INTO staging (job_id, model_name, inputs, fingerprint, priority, line)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO staging (job_id, model_name, inputs, fingerprint, priority, line, meta)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _STAGE_REFUSED = "INSERT INTO staging (job_id, line) VALUES (?, ?)"
 _CLEAR = Prepared(delete(staging))
@@ -100,7 +104,7 @@ def clear_staging(conn: Connection) -> None:
 
 
 def stage(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk-load (job_id, model_name, inputs, fingerprint, priority, line) rows."""
+    """Bulk-load (job_id, model_name, inputs, fingerprint, priority, line, meta) rows."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
     raw.executemany(_STAGE, rows)
@@ -118,6 +122,12 @@ def fold_index(conn: Connection, *, present: bool) -> None:
         conn.execute(CreateIndex(staging_folded, if_not_exists=True))
     else:
         conn.execute(DropIndex(staging_folded, if_exists=True))
+
+
+def json_keys(column: ColumnElement[str]) -> TableValuedAlias:
+    """The keys of the JSON object in `column`, as a table to join (PostgreSQL:
+    `jsonb_object_keys`)."""
+    return func.json_each(column).table_valued("key")
 
 
 def insert_or_ignore(table: Table, *columns: str) -> Insert:

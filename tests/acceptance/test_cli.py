@@ -191,7 +191,7 @@ def test_failed_jobs_exit_1(api, tmp_path: Path) -> None:  # type: ignore[no-unt
         "error",
         "uncertain",
     }
-    assert set(report["ok"]["outputs"][0]) == {"url", "path", "sha256"}
+    assert set(report["ok"]["outputs"][0]) == {"index", "url", "path", "size", "sha256"}
 
 
 def test_bad_manifest_exits_2_lists_every_problem_and_writes_nothing(tmp_path: Path) -> None:
