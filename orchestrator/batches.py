@@ -20,7 +20,7 @@ def list_batches(db: Path) -> list[BatchInfo]:
     """Every batch of the queue at `db` (which must exist): read only, at any time."""
     store = Store(db, create=False)
     try:
-        return store.list_batches()
+        return store.batches.list()
     finally:
         store.close()
 
@@ -51,7 +51,7 @@ def cancel(db: Path, batch: str, job_ids: Sequence[str] | None = None) -> Cancel
     store = Store(db, create=False)
     try:
         store.resolve_batches(batch)  # an unknown batch is a UsageError
-        return store.cancel(batch, list(job_ids) if job_ids else None)
+        return store.batches.cancel(batch, list(job_ids) if job_ids else None)
     finally:
         store.close()
 
@@ -111,7 +111,7 @@ def retry(
     ids = frozenset(job_ids) or None
     not_failed: dict[str, int] = {}
     if ids is not None:
-        states = store.job_states(batch, sorted(ids))
+        states = store.batches.job_states(batch, sorted(ids))
         unknown = sorted(ids - states.keys())
         if unknown:
             raise UsageError(messages.unknown_jobs(batch, unknown))

@@ -30,11 +30,11 @@ from .options import (
     log_options,
     name_template_option,
     out_option,
-    parse_limit,
     reuse_option,
     run_options,
     target,
 )
+from .sandbox_command import sandbox as sandbox_command
 from .store import Store
 
 log = logging.getLogger("orchestrator")
@@ -164,7 +164,7 @@ def resume(
         batches = store.resolve_batches(batch) if batch else None
         check_outputs_writable(settings.out_dir)
         if name_template is not None:
-            store.set_name_template(batches, name_template)
+            store.naming.set(batches, name_template)
         if retry_failed:
             again = requeue_failed(store, batches, url_ttl=settings.output_url_ttl)
             stderr.print(f"{again} failed job(s) run again")
@@ -333,120 +333,7 @@ def cancel(batch: str, job_ids: tuple[str, ...], db: Path) -> int:
     return 0
 
 
-def _window(value: str | None) -> tuple[int, float] | None:
-    limit = parse_limit(None, click.Option(["--limit"]), value)
-    return (limit.count, limit.seconds) if limit else None
-
-
-def _latency(values: tuple[str, ...]) -> dict[str, tuple[float, float]]:
-    spans = {}
-    for value in values:
-        model, _, span = value.partition("=")
-        low, _, high = span.partition("-")
-        try:
-            spans[model] = (float(low), float(high or low))
-        except ValueError:
-            raise UsageError(
-                f"--latency {value!r} is not MODEL=MIN-MAX (seconds), e.g. tryon-max=20-45"
-            ) from None
-    return spans
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8787, show_default=True, help="0 picks a free port.")
-@click.option("--api-key", default="sandbox", show_default=True, help="The one key accepted.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds every random draw.")
-@click.option(
-    "--time-scale",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Multiplies every duration: latencies, windows, Retry-After, expiry.",
-)
-@click.option("--credits", type=click.IntRange(min=0), default=10_000, show_default=True)
-@click.option(
-    "--out-of-credits",
-    type=click.Choice(["402", "429"]),
-    default="402",
-    show_default=True,
-    help="Answer 402 (the spec) or 429 OutOfCredits (the docs).",
-)
-@click.option("--run-limit", default="50/60", show_default=True, help="N/SECONDS or 'none'.")
-@click.option("--status-limit", default="50/10", show_default=True, help="N/SECONDS or 'none'.")
-@click.option("--credits-limit", default="30/10", show_default=True, help="N/SECONDS or 'none'.")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=0),
-    default=6,
-    show_default=True,
-    help="Predictions in flight per account (0: no limit).",
-)
-@click.option(
-    "--latency",
-    multiple=True,
-    metavar="MODEL=MIN-MAX",
-    help="A model's lifetime in seconds ('*' for every model); repeatable.",
-)
-@click.option("--failure-rate", type=click.FloatRange(0, 1), default=0.0, help="Retryable.")
-@click.option("--permanent-failure-rate", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--error-as-string", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--http-500", type=click.FloatRange(0, 1), default=0.0, help="Any endpoint.")
-@click.option("--drop", type=click.FloatRange(0, 1), default=0.0, help="Dropped connections.")
-@click.option("--slow", type=click.FloatRange(0, 1), default=0.0, help="Slow answers (1-5 s).")
-@click.option("--lost-answer", type=click.FloatRange(0, 1), default=0.0, help="Charged, unseen.")
-def sandbox(
-    host: str,
-    port: int,
-    api_key: str,
-    seed: int,
-    time_scale: float,
-    credits: int,
-    out_of_credits: str,
-    run_limit: str,
-    status_limit: str,
-    credits_limit: str,
-    concurrency: int,
-    latency: tuple[str, ...],
-    **rates: float,
-) -> int:
-    """Serve a local FASHN API: limits, credits, lifecycles and faults, for rehearsals.
-
-    Point the orchestrator at it with FASHN_BASE_URL=http://HOST:PORT/v1 and
-    FASHN_API_KEY=<--api-key>. Inspection: GET /_sandbox/stats.
-    """
-    from .sandbox import SandboxServer
-    from .sandbox.config import from_options
-    from .sandbox.server import exposure_warning
-
-    try:
-        windows = {"run": run_limit, "status": status_limit, "credits": credits_limit}
-        config = from_options(
-            windows={endpoint: _window(value) for endpoint, value in windows.items()},
-            concurrency=concurrency,
-            latency=_latency(latency),
-            rates=rates,
-            api_key=api_key,
-            seed=seed,
-            time_scale=time_scale,
-            credits=credits,
-            out_of_credits=out_of_credits,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    server = SandboxServer(config, host=host, port=port)
-
-    def ready(s: SandboxServer) -> None:
-        stderr.print(
-            f"FASHN sandbox on {s.base_url} (key {api_key!r}, time scale {time_scale:g}); "
-            "Ctrl-C stops it"
-        )
-        warning = exposure_warning(host, s.port)
-        if warning:
-            stderr.print(warning, style="bold yellow")
-
-    server.run_forever(on_ready=ready)
-    return 0
+cli.add_command(sandbox_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -201,4 +201,4 @@ def requeue_failed(
 ) -> int:
     """Failed jobs run again: downloaded again while their output URLs are valid,
     predicted again otherwise. Returns how many."""
-    return store.requeue_failed(batches, url_ttl=url_ttl)
+    return store.retry_failed(batches, url_ttl=url_ttl).total

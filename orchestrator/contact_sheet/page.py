@@ -40,20 +40,20 @@ def write_page(
 ) -> SheetResult:
     """Write the contact sheet of `batches` to `out`; links are relative to `page`'s
     folder, thumbnails go to `out_dir`/<batch>/.thumbs/."""
-    predictions = store.predictions(batches)
-    marks = store.marks(batches)
+    predictions = store.sheet.predictions(batches)
+    marks = store.sheet.marks(batches)
     extent = timeline.span(predictions, marks)
     summary = Summary(
         batches=list(batches),
         counts=store.state_counts(batches),
-        by_model=store.credits_by_model(batches),
+        by_model=store.sheet.credits_by_model(batches),
         credits=store.credits_total(batches),
         uncertain=store.uncertain_count(batches),
         start=extent[0] if extent else None,
         end=extent[1] if extent else None,
     )
     thumbs = Thumbnailer(out_dir, page.parent)
-    cards = CardMaker(thumbs, store.blob, out_dir)
+    cards = CardMaker(thumbs, store.sheet.blob, out_dir)
     out.write(_head(summary))
     out.write(_summary(summary))
     out.write('<section class="night"><h2>The night</h2>')

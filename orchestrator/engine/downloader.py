@@ -65,7 +65,7 @@ class Downloader:
                 pending = outputs if outputs is not None else self.store.pending_outputs(job_pk)
                 if not pending:
                     return
-                names = _Names(self.state.settings.out_dir, *self.store.output_naming(job_pk))
+                names = _Names(self.state.settings.out_dir, *self.store.naming.of_job(job_pk))
                 try:
                     # A process killed while writing left temporary files beside them.
                     await self._blocking(remove_partials_of, names.every(pending))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +22,23 @@ from sqlalchemy import Connection, Engine
 
 from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
-from ..locking import queue_lock
 from ..models import JobSpec
-from ..naming import JobNaming, NameTemplate
+from ..naming import NameTemplate
 from . import (
-    batches,
     ingest,
     journal,
     messages,
-    names,
     outputs,
     queue,
     reads,
     recovery,
     requests,
     reuse,
-    sheet,
 )
+from .batches import Batches
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
+from .names import Naming
 from .records import (
     BatchInfo,
     Canceled,
@@ -54,6 +51,7 @@ from .records import (
     Requeued,
 )
 from .recovery import Chooser
+from .sheet import SheetReads
 from .spend import Spend
 
 _changed_message = messages.changed_jobs  # its name in the single-module store
@@ -79,6 +77,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Database(self.path, durable=durable, clock=clock)
         self.spend = Spend(self._db)  # rates, open costs, balance checks
+        self.naming = Naming(self._db)  # where outputs go
+        self.batches = Batches(self._db)  # the list of batches, cancel
+        self.sheet = SheetReads(self._db)  # what the contact sheet reads
 
     @property
     def engine(self) -> Engine:
@@ -96,10 +97,6 @@ class Store:
     def check_exists(path: Path) -> None:
         if not path.is_file():
             raise UsageError(messages.no_queue(path))
-
-    def run_lock(self) -> AbstractContextManager[None]:
-        """Only one process may run the queue of a database at a time."""
-        return queue_lock(self.path)
 
     def discard(self) -> None:
         """Close and delete a database that this process has just created."""
@@ -133,10 +130,6 @@ class Store:
             template=template,
         )
 
-    def set_name_template(self, batches: Sequence[str] | None, template: NameTemplate) -> None:
-        """Where the outputs of `batches` (None: all) go from now on, checked first."""
-        names.set_for(self._db, batches, template)
-
     def check_manifest(
         self,
         batch_id: str,
@@ -150,15 +143,11 @@ class Store:
 
     # ------------------------------------------------------------------ recovery
 
-    def requeue_failed(self, batches: Sequence[str] | None, *, url_ttl: float) -> int:
-        """Give failed jobs another chance (`--retry-failed`); returns how many."""
-        return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl).total
-
     def retry_failed(
         self, batches: Sequence[str] | None, *, url_ttl: float, chosen: Chooser | None = None
     ) -> Requeued:
-        """Failed jobs picked by `chosen(job_id, failure_name)` run again (downloaded
-        again when they can be); the others are counted by failure name."""
+        """Failed jobs picked by `chosen(job_id, failure_name)` (None: all) run again,
+        downloaded again when they can be; the others are counted by failure name."""
         return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl, chosen=chosen)
 
     def recover(self) -> Recovery:
@@ -256,11 +245,6 @@ class Store:
     def record_download_failed(self, output: PendingOutput, error: str, *, final: bool) -> None:
         outputs.record_download_failed(self._db, output, error, final=final)
 
-    def output_naming(self, job_pk: int) -> tuple[NameTemplate, JobNaming]:
-        """The template of the job's batch, and what it may use of the job."""
-        with self._db.tx() as conn:
-            return names.naming(conn, job_pk)
-
     def record_reuse_failed(self, output: PendingOutput, error: str) -> None:
         """A reused output cannot be taken: its job is queued for a prediction."""
         reuse.reuse_failed(self._db, output, error)
@@ -275,21 +259,6 @@ class Store:
 
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         return requests.recent_requests(self._db, endpoint, since)
-
-    # ------------------------------------------------------------------ batches
-
-    def list_batches(self) -> list[BatchInfo]:
-        """Every batch, oldest first, with its jobs counted by state and its credits."""
-        return batches.list_batches(self._db)
-
-    def job_states(self, batch: str, job_ids: Sequence[str]) -> dict[str, str]:
-        """The state of each named job of `batch` that exists."""
-        return batches.job_states(self._db, batch, job_ids)
-
-    def cancel(self, batch: str, job_ids: Sequence[str] | None = None) -> Canceled:
-        """Cancel the queued jobs of `batch` (or those of `job_ids`): safe while another
-        process runs the queue, since only jobs still queued change."""
-        return batches.cancel(self._db, batch, job_ids)
 
     # ------------------------------------------------------------------ reading
 
@@ -329,25 +298,11 @@ class Store:
         """One dict per job, with its attempts and outputs, in queue order."""
         return reads.iter_report(self._db, batches)
 
-    # ------------------------------------------------------------------ contact sheet
+    # ------------------------------------------------------------------ journal
 
     def record_run(self, kind: str, batches: Sequence[str] | None, message: str) -> None:
         """A run started ("run-start"), finished ("run-end") or stopped early ("run-stop")."""
         journal.record_run(self._db, kind, batches, message)
-
-    def credits_by_model(self, batches: Sequence[str] | None) -> list[tuple[str, int, int]]:
-        return sheet.credits_by_model(self._db, batches)
-
-    def predictions(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
-        """Every accepted prediction with its recorded times, by acceptance."""
-        return sheet.predictions(self._db, batches)
-
-    def marks(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
-        """429s, lost answers, run starts and stops, by time."""
-        return sheet.marks(self._db, batches)
-
-    def blob(self, digest: str) -> str | None:
-        return sheet.blob(self._db, digest)
 
 
 __all__ = [

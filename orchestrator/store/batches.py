@@ -126,3 +126,23 @@ def _cancel_named(
     if unknown:
         raise UsageError(messages.unknown_jobs(batch, unknown))
     return canceled, others
+
+
+class Batches:
+    """Whole batches, as `store.batches`."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def list(self) -> list[BatchInfo]:
+        """Every batch, oldest first, with its jobs counted by state and its credits."""
+        return list_batches(self._db)
+
+    def job_states(self, batch: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each named job of `batch` that exists."""
+        return job_states(self._db, batch, job_ids)
+
+    def cancel(self, batch: str, job_ids: Sequence[str] | None = None) -> Canceled:
+        """Cancel the queued jobs of `batch` (or those of `job_ids`): safe while another
+        process runs the queue, since only jobs still queued change."""
+        return cancel(self._db, batch, job_ids)

@@ -88,3 +88,19 @@ def set_for(db: Database, batches: Sequence[str] | None, template: NameTemplate)
             set_template(conn, batch_id, template)
         if ids:
             check(conn, ids)
+
+
+class Naming:
+    """Where outputs go, as `store.naming`: each batch's name template."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def set(self, batches: Sequence[str] | None, template: NameTemplate) -> None:
+        """Where the outputs of `batches` (None: all) go from now on, checked first."""
+        set_for(self._db, batches, template)
+
+    def of_job(self, job_pk: int) -> tuple[NameTemplate, JobNaming]:
+        """The template of the job's batch, and what it may use of the job."""
+        with self._db.tx() as conn:
+            return naming(conn, job_pk)

@@ -95,3 +95,24 @@ def blob(db: Database, digest: str) -> str | None:
     with db.engine.connect() as conn:
         value = _BLOB(conn, digest=digest).scalar()
     return None if value is None else str(value)
+
+
+class SheetReads:
+    """The contact sheet's reads, as `store.sheet`."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def credits_by_model(self, batches: Sequence[str] | None) -> list[tuple[str, int, int]]:
+        return credits_by_model(self._db, batches)
+
+    def predictions(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
+        """Every accepted prediction with its recorded times, by acceptance."""
+        return predictions(self._db, batches)
+
+    def marks(self, batches: Sequence[str] | None) -> list[dict[str, Any]]:
+        """429s, lost answers, run starts and stops, by time."""
+        return marks(self._db, batches)
+
+    def blob(self, digest: str) -> str | None:
+        return blob(self._db, digest)

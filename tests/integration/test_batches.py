@@ -136,7 +136,7 @@ def test_a_job_canceled_between_the_claims_read_and_its_write_is_not_claimed(
             return result
         row = result.first()
         raced.append(row.job_id)
-        assert other.cancel("b", [row.job_id]).canceled == 1
+        assert other.batches.cancel("b", [row.job_id]).canceled == 1
         return Stale(row)
 
     monkeypatch.setattr(queue, "_NEXT", read_then_cancel)
@@ -152,13 +152,13 @@ def test_cancel_changes_only_queued_jobs_and_refuses_unknown_ids(store: Store) -
     store.ingest("b", "m.yaml", jobs(4))
     assert store.claim_next(["b"], log_request=False) is not None  # job-0 is running
     with pytest.raises(UsageError, match="'job-9'"):
-        store.cancel("b", ["job-1", "job-9"])
+        store.batches.cancel("b", ["job-1", "job-9"])
     assert store.state_counts(["b"]) == {"running": 1, "queued": 3}
-    named = store.cancel("b", ["job-0", "job-1", "job-1"])
+    named = store.batches.cancel("b", ["job-0", "job-1", "job-1"])
     assert (named.canceled, named.others) == (1, {"running": 1})
-    everything = store.cancel("b")
+    everything = store.batches.cancel("b")
     assert (everything.canceled, everything.others) == (2, {"running": 1, "canceled": 1})
-    assert store.cancel("b").canceled == 0
+    assert store.batches.cancel("b").canceled == 0
     assert store.state_counts(["b"]) == {"running": 1, "canceled": 3}
 
 
@@ -170,9 +170,9 @@ def test_the_list_counts_each_batch_by_state_with_credits_and_activity(
     server = sandbox(latency={"*": (1.0, 2.0)})
     store.ingest("ran", "ran.yaml", jobs(3))
     store.ingest("held", "held.csv", jobs(2, prefix="h"))
-    store.cancel("held")
+    store.batches.cancel("held")
     run(store, settings_for(server, tmp_path / "out"), ["ran"])
-    listed = {b.id: b for b in store.list_batches()}
+    listed = {b.id: b for b in store.batches.list()}
     assert listed["ran"].counts == {JobState.COMPLETED: 3}
     assert listed["ran"].credits == server.state.credits_charged == 3
     assert listed["held"].counts == {JobState.CANCELED: 2}

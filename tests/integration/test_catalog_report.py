@@ -234,7 +234,7 @@ def test_a_template_without_batch_is_checked_against_other_batches(
     assert store.batch_ids() == ["one"]
     queue_manifest(store, manifest, batch="two", template=NameTemplate.parse("{batch}/{id}.{ext}"))
     with pytest.raises(NameTemplateError):
-        store.set_name_template(["two"], by_sku)
+        store.naming.set(["two"], by_sku)
     assert [j["outputs"] for j in job_reports(store, ["two"])] == [[]]
     rows = report(store, ["two"], "csv")
     assert [(r["id"], r["state"]) for r in rows] == [("a", "queued")]

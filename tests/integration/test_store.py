@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from orchestrator.errors import ChangedJobError, ManifestError, Problem, UsageError
+from orchestrator.locking import queue_lock
 from orchestrator.models import AttemptState, JobSpec, JobState, Location, fingerprint
 from orchestrator.schema import metadata
 from orchestrator.store import Store
@@ -177,11 +178,10 @@ def test_failed_prediction_is_refunded(store: Store) -> None:
 
 def test_only_one_runner_per_database(store: Store) -> None:
     """A second run lock on the same database is refused with advice."""
-    other = Store(store.path)
     with (
-        store.run_lock(),
+        queue_lock(store.path),
         pytest.raises(UsageError, match="another orchestrator process"),
-        other.run_lock(),
+        queue_lock(store.path),
     ):
         pass
 
@@ -333,7 +333,7 @@ def test_journal_keeps_what_the_timeline_marks(store: Store) -> None:
     store.record_lost(lost, lost.request_pk, error="connection reset", not_before=None)
     store.record_run("run-end", ["b"], "run finished")
 
-    marks = store.marks(["b"])
+    marks = store.sheet.marks(["b"])
     assert [(m["kind"], m["job_id"]) for m in marks] == [
         ("run-start", None),
         ("rate-limited", "a"),
@@ -341,8 +341,8 @@ def test_journal_keeps_what_the_timeline_marks(store: Store) -> None:
         ("run-end", None),
     ]
     assert "ConcurrencyLimitExceeded" in marks[1]["message"]
-    assert [m["kind"] for m in store.marks(["other"])] == ["run-start"]
-    (prediction,) = store.predictions(["b"])
+    assert [m["kind"] for m in store.sheet.marks(["other"])] == ["run-start"]
+    (prediction,) = store.sheet.predictions(["b"])
     assert (prediction["job_id"], prediction["prediction_id"]) == ("a", "pred-1")
     assert prediction["accepted_at"] <= prediction["finished_at"]
-    assert store.credits_by_model(["b"]) == [("background-remove", 2, 2)]
+    assert store.sheet.credits_by_model(["b"]) == [("background-remove", 2, 2)]

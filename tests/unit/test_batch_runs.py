@@ -28,7 +28,7 @@ def test_jobs_canceled_during_a_run_are_never_sent(tmp_path: Path) -> None:
 
     def on_progress(p: Progress) -> None:
         if not canceled and p.counts.get(JobState.COMPLETED, 0) >= 10:
-            canceled.append(other.cancel("b").canceled)
+            canceled.append(other.batches.cancel("b").canceled)
 
     outcome = world.run(world.engine(on_progress=on_progress, progress_every=1.0))
     assert canceled and canceled[0] > 0
