@@ -71,6 +71,7 @@ attempts = Table(
     Column("sent_at", Float),
     Column("accepted_at", Float),
     Column("finished_at", Float),  # when the client first saw it terminal
+    Column("seen_by", String),  # what showed it terminal: "status" (a poll) or "webhook"
     Index("ix_attempts_job", "job_pk"),
     Index("ix_attempts_state", "state"),
 )
@@ -136,4 +137,14 @@ requests = Table(
     Column("sent_at", Float, nullable=False),
     Column("done_at", Float),
     Index("ix_requests_endpoint_sent", "endpoint", "sent_at"),
+)
+
+# The webhook tokens this database issued, one per run, by sha256 only (the token
+# itself cannot be recovered from them: see orchestrator/webhooks/token.py).
+webhook_tokens = Table(
+    "webhook_tokens",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("digest", String, nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
 )

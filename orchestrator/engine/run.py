@@ -12,7 +12,7 @@ import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -22,6 +22,7 @@ from ..clock import SYSTEM, Clock
 from ..config import Settings
 from ..errors import Interrupted, OutOfCredits, OutputsUnwritable
 from ..limits import SlidingWindow
+from ..logs import Redactor
 from ..models import JobState, Progress
 from ..outputs import BlockingRunner
 from ..store import Recovery, Store
@@ -29,6 +30,9 @@ from .downloader import Downloader
 from .poller import Poller
 from .state import RunState, StopReason
 from .submitter import Submitter
+
+if TYPE_CHECKING:
+    from ..webhooks.endpoint import Webhooks
 
 log = logging.getLogger("orchestrator")
 
@@ -82,6 +86,12 @@ class Engine:
         self._started = 0.0
         self._finished_before = 0  # jobs of `batches` already terminal when the run began
         self.poller: Poller | None = None
+        # Webhooks (--webhook-url): the receiver's app exists from here on.
+        self.webhooks: Webhooks | None = None
+        if settings.webhook_url:
+            from ..webhooks.endpoint import Webhooks  # starlette, uvicorn: only for webhooks
+
+            self.webhooks = Webhooks(settings, Redactor(settings.api_key))
 
     def __repr__(self) -> str:
         return f"<Engine batches={self.batches} {self.state!r}>"
@@ -94,13 +104,19 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         self._started = self.clock.monotonic()
+        if self.webhooks is not None:
+            self.webhooks.open(self.store)  # the port is ours before anything is sent
         recovery = self._recover()
         counts, _ = self.store.progress(self.batches)
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
         self._seed_windows()
         api_http, cdn = self._clients()
-        async with api_http, cdn:
-            await self._run_parts(recovery, api_http, cdn)
+        try:
+            async with api_http, cdn:
+                await self._run_parts(recovery, api_http, cdn)
+        finally:
+            if self.webhooks is not None:
+                self.webhooks.close()
         self._emit_progress()
         return self._outcome()
 
@@ -168,6 +184,7 @@ class Engine:
                 self.status_window,
                 spawn=tg.start_soon,
                 on_completed=downloader.start,
+                net=self.webhooks is not None,
             )
             self.poller = poller
             submitter = Submitter(
@@ -178,10 +195,14 @@ class Engine:
                 self.batches,
                 spawn=tg.start_soon,
                 on_accepted=poller.adopt,
+                webhook_url=self.webhooks.url_for if self.webhooks else None,
             )
             offset = self.clock.wall() - self.clock.monotonic()
             for flight in recovery.flights:
-                poller.adopt(flight, flight.accepted_at - offset)
+                poller.adopt(flight, flight.accepted_at - offset, unannounced=True)
+            if self.webhooks is not None:
+                self.webhooks.attach(poller.announce)
+                tg.start_soon(self.webhooks.serve)
             for job_pk in recovery.downloads:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)
@@ -192,6 +213,8 @@ class Engine:
                 tg.start_soon(self._signals)
             while not state.finished():
                 await state.wait_change()
+            if self.webhooks is not None:
+                self.webhooks.detach()
             tg.cancel_scope.cancel()
 
     def _outcome(self) -> RunOutcome:

@@ -25,7 +25,7 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
 from ..locking import queue_lock
 from ..models import JobSpec
-from . import ingest, messages, outputs, queue, reads, recovery, requests
+from . import ingest, messages, outputs, queue, reads, recovery, requests, webhooks
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
 from .records import ClaimedJob, Flight, IngestResult, PendingOutput, Recovery
@@ -152,8 +152,10 @@ class Store:
     def record_status(self, attempt_pk: int, status: str) -> None:
         queue.record_status(self._db, attempt_pk, status)
 
-    def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
-        return queue.record_completed(self._db, flight, urls)
+    def record_completed(
+        self, flight: Flight, urls: Sequence[str], *, seen_by: str | None = None
+    ) -> list[PendingOutput]:
+        return queue.record_completed(self._db, flight, urls, seen_by=seen_by)
 
     def record_failed(
         self,
@@ -164,6 +166,7 @@ class Store:
         refund: bool,
         retry: bool,
         not_before: float | None = None,
+        seen_by: str | None = None,
     ) -> int:
         """A prediction failed: its charge is refunded. Returns the credits refunded."""
         return queue.record_failed(
@@ -174,6 +177,7 @@ class Store:
             refund=refund,
             retry=retry,
             not_before=not_before,
+            seen_by=seen_by,
         )
 
     # ------------------------------------------------------------------ download
@@ -200,6 +204,12 @@ class Store:
 
     def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
         return requests.recent_requests(self._db, endpoint, since)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def add_webhook_token(self, digest: str) -> list[str]:
+        """Record a run's webhook token by its digest; returns every digest still valid."""
+        return webhooks.add_token(self._db, digest)
 
     # ------------------------------------------------------------------ reading
 
