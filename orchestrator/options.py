@@ -84,6 +84,21 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
         show_default=True,
         help="adaptive: ask about the prediction likeliest to be done; uniform: round robin.",
     ),
+    _env_option(
+        "--webhook-url",
+        "ORCHESTRATOR_WEBHOOK_URL",
+        metavar="URL",
+        callback=lambda _ctx, _param, value: _webhook_url(value),
+        help="Have FASHN POST each finished prediction to URL/<token>/<attempt>: a public "
+        "URL that reaches --webhook-listen. Polling stays on as the net.",
+    ),
+    _env_option(
+        "--webhook-listen",
+        "ORCHESTRATOR_WEBHOOK_LISTEN",
+        metavar="HOST:PORT",
+        callback=lambda _ctx, _param, value: _webhook_listen(value),
+        help="Where the webhook receiver listens (with --webhook-url).",
+    ),
     click.option(
         "--sandbox",
         is_flag=True,
@@ -98,6 +113,18 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
     ),
     click.option("--sandbox-seed", type=int, default=0, show_default=True, hidden=True),
 )
+
+
+def _webhook_url(value: str | None) -> str | None:
+    from .webhooks.address import check_url  # only when given: it imports the HTTP client
+
+    return check_url(value) if value else None
+
+
+def _webhook_listen(value: str | None) -> tuple[str, int] | None:
+    from .webhooks.address import parse_listen
+
+    return parse_listen(value) if value else None
 
 
 def run_options(f: F) -> F:
@@ -116,7 +143,19 @@ def settings_from(opts: dict[str, Any], api_key: str = "") -> Settings:
         status_limit=opts["status_limit"],
         max_attempts=opts["max_attempts"],
         polling=opts["polling"],
+        **_webhooks(opts),
     )
+
+
+def _webhooks(opts: dict[str, Any]) -> dict[str, Any]:
+    """The webhook settings: both options, or neither."""
+    url, listen = opts.get("webhook_url"), opts.get("webhook_listen")
+    if (url is None) != (listen is None):
+        raise UsageError(
+            "--webhook-url and --webhook-listen go together: the URL that FASHN POSTs to, "
+            "and the HOST:PORT behind it where the receiver listens"
+        )
+    return {"webhook_url": url, "webhook_listen": listen}
 
 
 @contextmanager

@@ -143,9 +143,10 @@ async def run_with_webhooks(run: Callable[[], Awaitable[T]], sender: WebhookSend
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         try:
-            return await run()
+            result = await run()
         finally:
             sender.stop()
+    return result
 
 
 class InMemoryFashn(httpx.AsyncBaseTransport):
