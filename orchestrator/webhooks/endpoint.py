@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 
 from ..config import Settings
+from ..logs import redact_also
 from ..store import Store
 from .inbox import Inbox, Notice
 from .receiver import Receiver, bind, serve
@@ -24,6 +25,7 @@ class Webhooks:
         self.base_url = settings.webhook_url.rstrip("/")
         self.listen = settings.webhook_listen
         self.token = Token()
+        redact_also(self.token.value)
         self.inbox = Inbox((), redact)
         self.receiver = Receiver(self.inbox)
         self._sock: socket.socket | None = None

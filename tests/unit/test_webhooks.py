@@ -245,3 +245,25 @@ def test_listen_without_host_or_port_is_refused(text: str) -> None:
     """A missing host, a missing or out-of-range port is a usage error."""
     with pytest.raises(UsageError, match="--webhook-listen"):
         parse_listen(text)
+
+
+def test_a_run_s_token_is_masked_in_every_log_record() -> None:
+    """Should the token ever reach a log line, the log handler masks it."""
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from orchestrator.config import Settings
+    from orchestrator.logs import setup_logging
+    from orchestrator.webhooks.endpoint import Webhooks
+
+    stream = io.StringIO()
+    handler = setup_logging(0, console=Console(file=io.StringIO()), secret="k", stream=stream)
+    try:
+        hooks = Webhooks(Settings(webhook_url="https://h.example/x"), redact=str)
+        logging.getLogger("orchestrator").warning("url %s", hooks.url_for(3))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert hooks.token.value not in stream.getvalue()
+    assert "https://h.example/x/***/3" in stream.getvalue()
