@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compare, detection, efficiency, overhead, resume, scale, sheet
+from . import compare, detection, efficiency, overhead, resume, scale, sheet, webhooks
 from .runs import Runs
 from .table import (
     FAIL,
@@ -33,6 +33,7 @@ Part = Callable[[Runs, bool], Section]
 PARTS: dict[str, Part] = {
     "efficiency": lambda runs, quick: efficiency.measure(runs),
     "detection": lambda runs, quick: detection.measure(runs),
+    "webhooks": lambda runs, quick: webhooks.measure(runs),
     "peer": lambda runs, quick: compare.measure(
         runs, ("middle",) if quick else ("middle", "short")
     ),

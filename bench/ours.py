@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ import anyio
 from orchestrator.config import Settings
 from orchestrator.engine import Engine
 from orchestrator.models import JobState
-from orchestrator.sandbox import SandboxServer
+from orchestrator.sandbox import Faults, SandboxServer
 from orchestrator.store import Store
 
 from .oracle import ideal_makespan
@@ -42,13 +43,28 @@ async def bounded(fn: Callable[[], Awaitable[T]], seconds: float) -> T:
         return await fn()
 
 
-def run_ours(regime: Regime, *, polling: str = "adaptive") -> RegimeRun:
-    """Queue the regime's jobs, run them to the end, and read what the sandbox saw."""
-    client = f"orchestrator ({polling})"
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ours(
+    regime: Regime, *, polling: str = "adaptive", webhook_drop: float | None = None
+) -> RegimeRun:
+    """Queue the regime's jobs, run them to the end, and read what the sandbox saw.
+
+    With `webhook_drop` (a rate, 0 for none), the run uses webhooks: the sandbox POSTs
+    to the engine's receiver on loopback and drops that share of them."""
+    hooks = webhook_drop is not None
+    client = f"orchestrator ({'webhooks' if hooks else polling})"
     log.info("%s: %s regime, %d jobs, scale %g", client, regime.name, regime.jobs, regime.scale)
+    config = regime.sandbox_config()
+    if hooks:
+        config = replace(config, faults=Faults(webhook_drop=webhook_drop or 0.0))
     with (
         tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp,
-        SandboxServer(regime.sandbox_config()) as server,
+        SandboxServer(config) as server,
     ):
         store = Store(Path(tmp) / "queue.db")
         try:
@@ -56,6 +72,13 @@ def run_ours(regime: Regime, *, polling: str = "adaptive") -> RegimeRun:
             base = Settings(out_dir=Path(tmp) / "out", api_key=server.config.api_key)
             settings = replace(base, polling=polling).scaled(regime.scale)
             settings = replace(settings, base_url=server.base_url)
+            if hooks:
+                port = free_port()
+                settings = replace(
+                    settings,
+                    webhook_url=f"http://127.0.0.1:{port}/hooks",
+                    webhook_listen=("127.0.0.1", port),
+                )
             timed_out = False
             started = time.monotonic()
             engine = Engine(store, settings, batches=[BATCH])
@@ -79,4 +102,4 @@ def run_ours(regime: Regime, *, polling: str = "adaptive") -> RegimeRun:
         )
 
 
-__all__ = ["bounded", "run_ours", "time_budget"]
+__all__ = ["bounded", "free_port", "run_ours", "time_budget"]

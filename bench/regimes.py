@@ -138,10 +138,32 @@ class RegimeRun:
 
     @property
     def detection_delays(self) -> list[float]:
-        """Unscaled seconds from each finish to the first status answer that showed it."""
+        """Unscaled seconds from each finish to the first status answer that showed it,
+        or the first webhook sent about it (and answered 2xx), whichever came first."""
         return stats.delays(
-            [(r.finished_at, r.first_seen_finished_at) for r in self.records], self.regime.scale
+            [
+                (r.finished_at, _first(r.first_seen_finished_at, r.first_notified_at))
+                for r in self.records
+            ],
+            self.regime.scale,
         )
+
+    @property
+    def acknowledged_delays(self) -> list[float]:
+        """Unscaled seconds from each finish to the receiver's 2xx answer to its webhook,
+        or to the first status answer that showed it, whichever came first."""
+        pairs = [
+            (r.finished_at, _first(r.first_seen_finished_at, r.notice_acknowledged_at))
+            for r in self.records
+        ]
+        return stats.delays(pairs, self.regime.scale)
+
+    @property
+    def unannounced_delays(self) -> list[float]:
+        """Detection delays of the predictions no webhook announced (lost ones)."""
+        pairs = [(r.finished_at, r.first_seen_finished_at) for r in self.records]
+        lost = [p for p, r in zip(pairs, self.records, strict=True) if r.first_notified_at is None]
+        return stats.delays(lost, self.regime.scale)
 
     @property
     def uncollected(self) -> int:
@@ -152,6 +174,11 @@ class RegimeRun:
     @property
     def status_per_job(self) -> float:
         return stats.ratio(self.arrivals.get("status", 0), self.regime.jobs)
+
+
+def _first(*times: float | None) -> float | None:
+    seen = [t for t in times if t is not None]
+    return min(seen) if seen else None
 
 
 def regime(name: str, *, quick: bool) -> Regime:

@@ -23,6 +23,13 @@ class Runs:
             self._ours[key] = run_ours(regime(name, quick=self.quick), polling=polling)
         return self._ours[key]
 
+    def hooked(self, name: str, drop: float) -> RegimeRun:
+        """The orchestrator with webhooks, `drop` of them lost."""
+        key = (name, f"webhooks-{drop:g}")
+        if key not in self._ours:
+            self._ours[key] = run_ours(regime(name, quick=self.quick), webhook_drop=drop)
+        return self._ours[key]
+
     def peer(self, name: str) -> tuple[RegimeRun, dict[str, list[float]]]:
         """The SDK's run, and its retry sleeps (seconds) by endpoint."""
         if name not in self._peer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +110,14 @@ class FashnClient:
         self._redact = Redactor(api_key)
         http.headers["Authorization"] = f"Bearer {api_key}"
 
-    async def run(self, model_name: str, inputs: dict[str, Any]) -> Accepted:
+    async def run(
+        self, model_name: str, inputs: dict[str, Any], webhook_url: str | None = None
+    ) -> Accepted:
+        """`webhook_url` goes as a query parameter, as the official SDKs send it; it is
+        never logged (the -vv line names the path only)."""
         body = {"model_name": model_name, "inputs": inputs}
-        response = await self._send("POST", "/run", json=body)
+        params = {"webhook_url": webhook_url} if webhook_url else None
+        response = await self._send("POST", "/run", json=body, params=params)
         data = _json_object(response)
         prediction_id = data.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
@@ -120,16 +126,10 @@ class FashnClient:
 
     async def status(self, prediction_id: str) -> Status:
         response = await self._send("GET", f"/status/{prediction_id}")
-        data = _json_object(response)
-        status = data.get("status")
-        if not isinstance(status, str):
+        status = status_from(_json_object(response), self._redact)
+        if status is None:
             raise Transient("/status answered without a status")
-        output = data.get("output") or []
-        if isinstance(output, str):
-            output = [output]
-        name, message = _runtime_error(data.get("error"))
-        message = self._redact(message) if message else message
-        return Status(status, [str(o) for o in output], name, message)
+        return status
 
     async def credits(self) -> int:
         """The account's balance: `GET /credits`, `credits.total` (a bare number too)."""
@@ -164,6 +164,22 @@ class FashnClient:
         if response.status_code >= 400:
             raise _api_error(response, path, self._redact)
         return response
+
+
+def status_from(data: dict[str, Any], redact: Callable[[str], str]) -> Status | None:
+    """A prediction's status from a `/status` answer or a webhook's body (the same
+    `{id, status, output, error}`); None when it carries no status."""
+    status = data.get("status")
+    if not isinstance(status, str):
+        return None
+    output = data.get("output") or []
+    if isinstance(output, str):
+        output = [output]
+    elif not isinstance(output, list):
+        output = []
+    name, message = _runtime_error(data.get("error"))
+    message = redact(message) if message else message
+    return Status(status, [str(o) for o in output], name, message)
 
 
 def _transport_text(exc: httpx.TransportError, redact: Redactor) -> str:

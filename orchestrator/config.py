@@ -123,6 +123,10 @@ class Settings:
     polling: str = "adaptive"
     # Seconds between plain progress lines when not on a terminal.
     progress_interval: float = 30.0
+    # Webhooks: the public URL that FASHN POSTs to (each /run gets URL/<token>/<attempt>)
+    # and the HOST:PORT where the receiver listens behind it. None: polling only.
+    webhook_url: str | None = None
+    webhook_listen: tuple[str, int] | None = None
 
     def scaled(self, factor: float) -> Settings:
         """The same settings with every duration multiplied by `factor` (sandbox time)."""

@@ -34,6 +34,7 @@ from .config import (
 from .costs import Estimate
 from .errors import UsageError
 from .models import SUCCESSFUL_STATES
+from .naming import NameTemplate
 from .store import IngestResult, Store
 
 
@@ -49,6 +50,8 @@ class RunOptions(TypedDict, total=False):
     polling: str
     sandbox: bool
     sandbox_scale: float
+    webhook_url: str | None
+    webhook_listen: str | None  # "HOST:PORT"
     api_key: str
     base_url: str
 
@@ -64,6 +67,8 @@ _DEFAULTS: dict[str, Any] = {
     "sandbox": False,
     "sandbox_scale": 0.05,
     "sandbox_seed": 0,
+    "webhook_url": None,
+    "webhook_listen": None,
 }
 
 
@@ -91,17 +96,29 @@ def submit(
     batch: str | None = None,
     replace: bool = False,
     queue_only: bool = False,
+    reuse: bool = False,
+    name_template: str | None = None,
     **options: Unpack[RunOptions],
 ) -> RunResult:
-    """Validate `manifest`, queue its jobs and (unless `queue_only`) run them."""
+    """Validate `manifest`, queue its jobs and (unless `queue_only`) run them; with
+    `reuse`, jobs an earlier batch completed take its outputs; `name_template` says
+    where outputs go (fields {batch} {id} {model} {n} {ext} {meta.<name>})."""
     from .service import check_outputs_writable, open_queue, queue_manifest
 
     opts, credentials = _run_options(options)
+    template = NameTemplate.parse(name_template) if name_template is not None else None
     target = _target(opts, credentials, skip=queue_only)
     with target as settings, open_queue(Path(db), create=True) as store:
         if settings is not None:
             check_outputs_writable(settings.out_dir)
-        queued = queue_manifest(store, Path(manifest), batch=batch, replace_changed=replace)
+        queued = queue_manifest(
+            store,
+            Path(manifest),
+            batch=batch,
+            replace_changed=replace,
+            reuse=reuse,
+            template=template,
+        )
         batches = [queued.batch_id]
         if settings is not None:
             _run(store, settings, batches)
@@ -169,6 +186,11 @@ def _run_options(options: RunOptions) -> tuple[dict[str, Any], dict[str, str | N
     for name in ("run_limit", "status_limit"):
         value = opts[name]
         opts[name] = None if value is None else RateLimit.parse(str(value), option=name)
+    if opts["webhook_url"] is not None or opts["webhook_listen"] is not None:
+        from .webhooks.address import check_url, parse_listen
+
+        opts["webhook_url"] = opts["webhook_url"] and check_url(opts["webhook_url"])
+        opts["webhook_listen"] = opts["webhook_listen"] and parse_listen(opts["webhook_listen"])
     return opts, credentials
 
 

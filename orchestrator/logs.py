@@ -246,3 +246,11 @@ def setup_logging(
     ours.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     ours.propagate = True
     return handler
+
+
+def redact_also(secret: str) -> None:
+    """Mask `secret` too (a run's webhook token), in every record of the handler that
+    `setup_logging` installed. Nothing logs the token; this is the last line of defence."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _MARK, False):
+            handler.addFilter(RedactFilter(Redactor(secret)))

@@ -131,6 +131,21 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
         show_default=True,
         help="adaptive: ask about the prediction likeliest to be done; uniform: round robin.",
     ),
+    _env_option(
+        "--webhook-url",
+        "ORCHESTRATOR_WEBHOOK_URL",
+        metavar="URL",
+        callback=lambda _ctx, _param, value: _webhook_url(value),
+        help="Have FASHN POST each finished prediction to URL/<token>/<attempt>: a public "
+        "URL that reaches --webhook-listen. Polling stays on as the net.",
+    ),
+    _env_option(
+        "--webhook-listen",
+        "ORCHESTRATOR_WEBHOOK_LISTEN",
+        metavar="HOST:PORT",
+        callback=lambda _ctx, _param, value: _webhook_listen(value),
+        help="Where the webhook receiver listens (with --webhook-url).",
+    ),
     click.option(
         "--sandbox",
         is_flag=True,
@@ -175,6 +190,18 @@ def reuse_option(f: F) -> F:
     )(f)
 
 
+def _webhook_url(value: str | None) -> str | None:
+    from .webhooks.address import check_url  # only when given: it imports the HTTP client
+
+    return check_url(value) if value else None
+
+
+def _webhook_listen(value: str | None) -> tuple[str, int] | None:
+    from .webhooks.address import parse_listen
+
+    return parse_listen(value) if value else None
+
+
 def run_options(f: F) -> F:
     for option in reversed(RUN_OPTIONS):
         f = option(f)
@@ -192,12 +219,24 @@ def settings_from(opts: dict[str, Any], api_key: str = "", base_url: str | None 
         max_attempts=opts["max_attempts"],
         max_credits=opts["max_credits"],
         polling=opts["polling"],
+        **_webhooks(opts),
     )
 
 
 def api_target() -> tuple[str, str]:
     """The API's base URL and the key (stripped and checked; "" when not set)."""
     return os.environ.get("FASHN_BASE_URL") or DEFAULT_BASE_URL, read_api_key()
+
+
+def _webhooks(opts: dict[str, Any]) -> dict[str, Any]:
+    """The webhook settings: both options, or neither."""
+    url, listen = opts.get("webhook_url"), opts.get("webhook_listen")
+    if (url is None) != (listen is None):
+        raise UsageError(
+            "--webhook-url and --webhook-listen go together: the URL that FASHN POSTs to, "
+            "and the HOST:PORT behind it where the receiver listens"
+        )
+    return {"webhook_url": url, "webhook_listen": listen}
 
 
 @contextmanager

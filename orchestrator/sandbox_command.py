@@ -74,6 +74,11 @@ def _latency(values: tuple[str, ...]) -> dict[str, tuple[float, float]]:
 @click.option("--drop", type=click.FloatRange(0, 1), default=0.0, help="Dropped connections.")
 @click.option("--slow", type=click.FloatRange(0, 1), default=0.0, help="Slow answers (1-5 s).")
 @click.option("--lost-answer", type=click.FloatRange(0, 1), default=0.0, help="Charged, unseen.")
+@click.option(
+    "--webhook-drop", type=click.FloatRange(0, 1), default=0.0, help="Webhooks never sent."
+)
+@click.option("--webhook-delay", type=click.FloatRange(0, 1), default=0.0, help="Sent 1-10 s late.")
+@click.option("--webhook-duplicate", type=click.FloatRange(0, 1), default=0.0, help="Sent twice.")
 def sandbox(
     host: str,
     port: int,

@@ -77,6 +77,7 @@ attempts = Table(
     Column("sent_at", Float),
     Column("accepted_at", Float),
     Column("finished_at", Float),  # when the client first saw it terminal
+    Column("seen_by", String),  # what showed it terminal: "status" (a poll) or "webhook"
     Index("ix_attempts_job", "job_pk"),
     Index("ix_attempts_state", "state"),
 )
@@ -161,4 +162,14 @@ balance_checks = Table(
     Column("uncertain", Integer),  # attempts of the run whose /run answer was lost
     Column("uncertain_credits", Integer),  # the most those attempts can have cost
     Column("earlier_refunds", Integer),  # refunds recorded for earlier runs' predictions
+)
+
+# The webhook tokens this database issued, one per run, by sha256 only (the token
+# itself cannot be recovered from them: see orchestrator/webhooks/token.py).
+webhook_tokens = Table(
+    "webhook_tokens",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("digest", String, nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
 )

@@ -9,6 +9,10 @@ read what the "server" saw from `InMemoryFashn.state`.
     clock = VirtualClock()
     fashn = InMemoryFashn(SandboxConfig(), clock)
     outcome = run_in_virtual_time(engine_for(store, fashn, out).run, clock=clock)
+
+With webhooks, the engine's receiver gets them from the in-memory FASHN through
+httpx's ASGI transport (no sockets): `run_with_webhooks(engine.run,
+fashn.webhooks_to(engine.webhooks.app))`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import httpx
 
 from .sandbox import SandboxConfig
 from .sandbox.state import Answer, SandboxState
+from .sandbox.webhook_sender import WebhookSender
 
 T = TypeVar("T")
 
@@ -133,6 +138,17 @@ async def inline(func: Callable[..., T], *args: Any) -> T:
     return func(*args)
 
 
+async def run_with_webhooks(run: Callable[[], Awaitable[T]], sender: WebhookSender) -> T:
+    """`await run()` while `sender` delivers webhooks; the sender stops when it returns."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        try:
+            result = await run()
+        finally:
+            sender.stop()
+    return result
+
+
 class InMemoryFashn(httpx.AsyncBaseTransport):
     """FASHN's API and output URLs as an httpx transport over a SandboxState.
 
@@ -160,10 +176,16 @@ class InMemoryFashn(httpx.AsyncBaseTransport):
         headers = {**answer.headers, "content-type": answer.media_type}
         return httpx.Response(answer.status, headers=headers, content=body, request=request)
 
+    def webhooks_to(self, app: Any) -> WebhookSender:
+        """A sender of this FASHN's webhooks into the ASGI `app` (an engine's receiver:
+        `engine.webhooks.app`), on the virtual clock; run it beside the engine with
+        `run_with_webhooks`."""
+        return WebhookSender(self.state, transport=httpx.ASGITransport(app))
+
     def _answer(self, request: httpx.Request, body: bytes) -> Answer:
         path, auth = request.url.path, request.headers.get("authorization")
         if request.method == "POST" and path == "/v1/run":
-            return self.state.handle_run(auth, body)
+            return self.state.handle_run(auth, body, request.url.params.get("webhook_url"))
         if request.method == "GET" and path.startswith("/v1/status/"):
             return self.state.handle_status(auth, path.removeprefix("/v1/status/"))
         if request.method == "GET" and path == "/v1/credits":

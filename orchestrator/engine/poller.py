@@ -1,5 +1,10 @@
 """The poller: spends the status budget on the prediction most likely to have
-finished (see polling.py), one request at a time as the window allows."""
+finished (see polling.py), one request at a time as the window allows.
+
+With webhooks (`net`), a webhook that names a prediction in flight is acted on like a
+status answer (`announce`), and polling becomes the net under the webhooks: it asks
+about the predictions most likely to have finished unannounced, learning how often
+webhooks are lost, and spends few requests while none are."""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from ..api import ApiError, FashnClient, RateLimited, Status
 from ..errors import AuthError
 from ..limits import SlidingWindow, Ticket
 from ..policy import StatusAction
-from ..polling import Candidate, Durations, pick
+from ..polling import Candidate, Durations, LossRate, pick
 from ..store import Flight, PendingOutput, Store
+from ..webhooks import Notice
 from .failures import log_failure
+from .notices import Notices, Unmatched
 from .state import RunState, Slot
 
 log = logging.getLogger("orchestrator")
@@ -31,6 +38,7 @@ class Poller:
         *,
         spawn: Callable[..., Any],
         on_completed: Callable[[int, list[PendingOutput]], None],
+        net: bool = False,
     ):
         self.state = state
         self.store = store
@@ -41,13 +49,37 @@ class Poller:
         self._on_completed = on_completed
         self._log_requests = state.settings.status_limit is not None
         self.wakeups = 0  # times the loop looked for a prediction to ask about
+        self.net = net
+        self.loss = LossRate()
+        # A webhook may overtake its /run answer by the time a /run takes, at most.
+        self.notices = Notices(state.clock.monotonic, state.settings.request_timeout)
 
-    def adopt(self, flight: Flight, accepted_at: float | None = None) -> None:
-        """A prediction in flight (`accepted_at` on the monotonic clock; now if None)."""
+    def adopt(
+        self, flight: Flight, accepted_at: float | None = None, *, unannounced: bool = False
+    ) -> None:
+        """A prediction in flight (`accepted_at` on the monotonic clock; now if None).
+        `unannounced`: sent by an earlier run, its webhook may have come and gone."""
         at = self.state.clock.monotonic() if accepted_at is None else accepted_at
-        cand = Candidate(key=flight.attempt_pk, model=flight.model_name, accepted_at=at)
+        cand = Candidate(flight.attempt_pk, flight.model_name, at, unannounced=unannounced)
         self.state.slots[flight.attempt_pk] = Slot(flight, cand)
         self.state.notify()
+        held = self.notices.take_held(flight.attempt_pk) if self.net else None
+        if held is not None:
+            self.announce(held)
+
+    def announce(self, notice: Notice) -> None:
+        """A webhook: acted on like a status answer if it is about a prediction in
+        flight; else a duplicate, a late one, or one that overtook its /run answer."""
+        slot = self.state.slots.get(notice.attempt_pk)
+        if slot is None or slot.flight.prediction_id != notice.prediction_id:
+            if self.notices.unmatched(notice) is Unmatched.LATE:
+                self.loss.late_webhook()
+            return
+        if notice.status.terminal:
+            self.loss.found_by_webhook()
+            self.notices.finished(notice.attempt_pk, by_poll=False)
+            age = slot.cand.age(self.state.clock.monotonic())
+            self._terminal(slot, notice.status, age, seen_by="webhook")
 
     async def run(self) -> None:
         state = self.state
@@ -59,8 +91,9 @@ class Poller:
                 continue
             ticket = await self.window.acquire()
             # The wait may have been long: choose again with what is known now, and
-            # spend the request that was just paid for on the prediction due soonest.
-            cand, _ = self._pick(eager=True)
+            # spend the request that was just paid for on the prediction due soonest
+            # (as the net under webhooks, a request is only sent when one is due).
+            cand, _ = self._pick(eager=not self.net)
             if cand is None:
                 ticket.cancel()
                 continue
@@ -74,6 +107,8 @@ class Poller:
         now = self.state.clock.monotonic()
         full_at = self.window.spare_full_at()
         cands = [s.cand for s in self.state.slots.values()]
+        if self.net:
+            return pick(cands, self.durations, now, rate, loss=self.loss.rate)
         cand, wake = pick(cands, self.durations, now, rate, eager=eager or full_at <= now)
         if cand is None and math.isfinite(wake) and full_at > now:
             # Something is scheduled: look again when budget would start being lost.
@@ -82,7 +117,7 @@ class Poller:
 
     async def _poll(self, slot: Slot, ticket: Ticket) -> None:
         state, cand = self.state, slot.cand
-        request_pk = self.store.log_request("status") if self._log_requests else 0
+        request_pk = self.store.requests.log("status") if self._log_requests else 0
         asked_at = state.clock.monotonic()
         try:
             status = await self.client.status(slot.flight.prediction_id)
@@ -92,11 +127,12 @@ class Poller:
             return
         finally:
             cand.busy = False
-            self.store.finish_request(request_pk)
+            self.store.requests.finish(request_pk)
             state.notify()
         ticket.done()
         state.transport_ok()
-        self._on_status(slot, status, asked_at)
+        if state.slots.get(slot.flight.attempt_pk) is slot:  # not announced meanwhile
+            self._on_status(slot, status, asked_at)
 
     def _on_error(self, slot: Slot, exc: ApiError) -> None:
         """Act on a `/status` error (see policy.on_status_error)."""
@@ -125,16 +161,11 @@ class Poller:
 
     def _on_status(self, slot: Slot, status: Status, asked_at: float) -> None:
         flight, cand, settings = slot.flight, slot.cand, self.state.settings
-        if status.status == "completed":
-            if settings.polling == "adaptive":
-                self.durations.observe(flight.model_name, self._finish_age(cand, asked_at))
-            outputs = self.store.record_completed(flight, status.outputs)
-            self._release(slot)
-            if outputs:
-                self._on_completed(flight.job_pk, outputs)
-        elif status.terminal:
-            name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
-            self._failed(slot, name or status.status, status.error_message or "", refund=True)
+        if status.terminal:
+            if self.net:
+                self.loss.found_by_poll()
+                self.notices.finished(flight.attempt_pk, by_poll=True)
+            self._terminal(slot, status, self._finish_age(cand, asked_at), seen_by="status")
         else:
             cand.last_polled_at = asked_at
             if status.status != slot.last_status:
@@ -143,6 +174,21 @@ class Poller:
             if cand.age(self.state.clock.monotonic()) > settings.prediction_timeout:
                 message = f"not finished after {settings.prediction_timeout:g} s"
                 self._failed(slot, policy.STUCK, message, refund=False)
+
+    def _terminal(self, slot: Slot, status: Status, age: float, *, seen_by: str) -> None:
+        """A prediction seen terminal at `age` (or about then): save or fail it."""
+        flight = slot.flight
+        if status.status == "completed":
+            if self.net or self.state.settings.polling == "adaptive":
+                self.durations.observe(flight.model_name, age)
+            outputs = self.store.record_completed(flight, status.outputs, seen_by=seen_by)
+            self._release(slot)
+            if outputs:
+                self._on_completed(flight.job_pk, outputs)
+            return
+        name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
+        message = status.error_message or ""
+        self._failed(slot, name or status.status, message, refund=True, seen_by=seen_by)
 
     def _finish_age(self, cand: Candidate, seen_at: float) -> float:
         """When, in the prediction's life, it most likely finished.
@@ -161,12 +207,20 @@ class Poller:
         self.state.slots.pop(slot.flight.attempt_pk, None)
         self.state.notify()
 
-    def _failed(self, slot: Slot, name: str, message: str, *, refund: bool) -> None:
+    def _failed(
+        self, slot: Slot, name: str, message: str, *, refund: bool, seen_by: str | None = None
+    ) -> None:
         state, flight = self.state, slot.flight
         retry = policy.should_retry(name, flight.failures, state.settings.max_attempts)
         not_before = state.clock.wall() + state.backoff(flight.failures) if retry else None
         self.store.record_failed(
-            flight, name=name, message=message, refund=refund, retry=retry, not_before=not_before
+            flight,
+            name=name,
+            message=message,
+            refund=refund,
+            retry=retry,
+            not_before=not_before,
+            seen_by=seen_by,
         )
         if retry:
             state.retries += 1

@@ -12,7 +12,7 @@ import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -22,6 +22,7 @@ from ..clock import SYSTEM, Clock
 from ..config import Settings
 from ..errors import Interrupted, OutOfCredits, OutputsUnwritable
 from ..limits import SlidingWindow
+from ..logs import Redactor
 from ..models import SUCCESSFUL_STATES, JobState, Progress
 from ..outputs import BlockingRunner
 from ..store import Recovery, Store
@@ -31,6 +32,9 @@ from .downloader import Downloader
 from .poller import Poller
 from .state import RunState, StopReason
 from .submitter import Submitter
+
+if TYPE_CHECKING:
+    from ..webhooks.endpoint import Webhooks
 
 log = logging.getLogger("orchestrator")
 
@@ -91,6 +95,12 @@ class Engine:
         self.poller: Poller | None = None
         self.budget: Budget | None = None  # --max-credits
         self.balance: BalanceCheck | None = None  # the balance before and after
+        # Webhooks (--webhook-url): the receiver's app exists from here on.
+        self.webhooks: Webhooks | None = None
+        if settings.webhook_url:
+            from ..webhooks.endpoint import Webhooks  # starlette, uvicorn: only for webhooks
+
+            self.webhooks = Webhooks(settings, Redactor(settings.api_key))
 
     def __repr__(self) -> str:
         return f"<Engine batches={self.batches} {self.state!r}>"
@@ -103,24 +113,20 @@ class Engine:
 
     async def run(self) -> RunOutcome:
         self._started = self.clock.monotonic()
+        if self.webhooks is not None:
+            self.webhooks.open(self.store)  # the port is ours before anything is sent
         recovery = self._recover()
         counts, _ = self.store.progress(self.batches)
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
-        self._seed_windows()
+        seed_windows(self.store, self.clock, self.settings, (self.run_window, self.status_window))
         api_http, cdn = self._clients()
         self.store.record_run("run-start", self.batches, "run started")
-        async with api_http, cdn:
-            s = self.settings
-            client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
-            self.balance = BalanceCheck(self.store, client, self.batches, self.state)
-            try:
-                await self.balance.before()  # a wrong key stops the run here
-                await self._run_parts(recovery, client, cdn)
-                await self.balance.after()
-            finally:
-                early = self.state.stopping is not None
-                kind, why = ("run-stop", self.state.stop_detail) if early else ("run-end", "")
-                self.store.record_run(kind, self.batches, why or "run finished")
+        try:
+            async with api_http, cdn:
+                await self._run_with_balance(recovery, api_http, cdn)
+        finally:
+            if self.webhooks is not None:
+                self.webhooks.close()
         self._emit_progress()
         return self._outcome()
 
@@ -137,21 +143,6 @@ class Engine:
                 recovery.lost,
             )
         return recovery
-
-    def _seed_windows(self) -> None:
-        """Count what an earlier process sent, so a quick restart cannot breach a window."""
-        wall = self.clock.wall()
-        offset = wall - self.clock.monotonic()
-        for endpoint, window in (("run", self.run_window), ("status", self.status_window)):
-            if window.limit is None:
-                continue
-            since = wall - window.limit.seconds - self.settings.request_timeout
-            rows = self.store.recent_requests(endpoint, since)
-            answered = [done - offset for _sent, done in rows if done is not None]
-            # Unanswered: it may have arrived at any moment until the process that sent
-            # it stopped, which was before now.
-            open_until = [wall - offset for _sent, done in rows if done is None]
-            window.seed(answered, open_until)
 
     def _clients(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
         """The API client (it carries the key) and the outputs client (it never does)."""
@@ -172,6 +163,22 @@ class Engine:
 
     # -- the run ------------------------------------------------------------------
 
+    async def _run_with_balance(
+        self, recovery: Recovery, api_http: httpx.AsyncClient, cdn: httpx.AsyncClient
+    ) -> None:
+        """The run between two readings of the balance; journalled as it starts and ends."""
+        s = self.settings
+        client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
+        self.balance = BalanceCheck(self.store, client, self.batches, self.state)
+        try:
+            await self.balance.before()  # a wrong key stops the run here
+            await self._run_parts(recovery, client, cdn)
+            await self.balance.after()
+        finally:
+            early = self.state.stopping is not None
+            kind, why = ("run-stop", self.state.stop_detail) if early else ("run-end", "")
+            self.store.record_run(kind, self.batches, why or "run finished")
+
     async def _run_parts(
         self, recovery: Recovery, client: FashnClient, cdn: httpx.AsyncClient
     ) -> None:
@@ -188,6 +195,7 @@ class Engine:
                 self.status_window,
                 spawn=tg.start_soon,
                 on_completed=downloader.start,
+                net=self.webhooks is not None,
             )
             self.poller = poller
             submitter = Submitter(
@@ -199,10 +207,14 @@ class Engine:
                 spawn=tg.start_soon,
                 on_accepted=poller.adopt,
                 budget=self.budget,
+                webhook_url=self.webhooks.url_for if self.webhooks else None,
             )
             offset = self.clock.wall() - self.clock.monotonic()
             for flight in recovery.flights:
-                poller.adopt(flight, flight.accepted_at - offset)
+                poller.adopt(flight, flight.accepted_at - offset, unannounced=True)
+            if self.webhooks is not None:
+                self.webhooks.attach(poller.announce)
+                tg.start_soon(self.webhooks.serve)
             for job_pk in recovery.downloads:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)
@@ -213,6 +225,8 @@ class Engine:
                 tg.start_soon(self._signals)
             while not state.finished():
                 await state.wait_change()
+            if self.webhooks is not None:
+                self.webhooks.detach()
             tg.cancel_scope.cancel()
 
     def _outcome(self) -> RunOutcome:
@@ -278,3 +292,22 @@ class Engine:
                     self.state.abort(Interrupted("stopped at once: run `orchestrator resume`"))
                     return
                 self.request_stop(f"received {signal.Signals(signum).name}")
+
+
+def seed_windows(
+    store: Store, clock: Clock, settings: Settings, windows: tuple[SlidingWindow, SlidingWindow]
+) -> None:
+    """Count what an earlier process sent (run and status windows), so a quick restart
+    cannot breach a window."""
+    wall = clock.wall()
+    offset = wall - clock.monotonic()
+    for endpoint, window in zip(("run", "status"), windows, strict=True):
+        if window.limit is None:
+            continue
+        since = wall - window.limit.seconds - settings.request_timeout
+        rows = store.requests.recent(endpoint, since)
+        answered = [done - offset for _sent, done in rows if done is not None]
+        # Unanswered: it may have arrived at any moment until the process that sent
+        # it stopped, which was before now.
+        open_until = [wall - offset for _sent, done in rows if done is None]
+        window.seed(answered, open_until)

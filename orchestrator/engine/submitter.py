@@ -36,6 +36,7 @@ class Submitter:
         spawn: Callable[..., Any],
         on_accepted: Callable[[Flight], None],
         budget: Budget | None = None,
+        webhook_url: Callable[[int], str] | None = None,
     ):
         self.state = state
         self.store = store
@@ -44,6 +45,7 @@ class Submitter:
         self.batches = batches
         self._spawn = spawn  # starts a task in the run's task group
         self._on_accepted = on_accepted
+        self._webhook_url = webhook_url  # attempt pk -> the webhook URL for its /run
         self._server_full_until = 0.0  # monotonic: the account has no free slot
         self._log_requests = state.settings.run_limit is not None
         self.budget = budget  # --max-credits: None when there is no cap
@@ -125,10 +127,11 @@ class Submitter:
     async def _send(self, claimed: ClaimedJob, ticket: Ticket) -> None:
         """One job's `/run`, repeated only when the API proves nothing was created (429)."""
         request_pk = claimed.request_pk
+        hook = self._webhook_url(claimed.attempt_pk) if self._webhook_url else None
         try:
             while True:
                 try:
-                    accepted = await self.client.run(claimed.model_name, claimed.inputs)
+                    accepted = await self.client.run(claimed.model_name, claimed.inputs, hook)
                 except ApiError as exc:
                     ticket.done()
                     if not await self._on_error(claimed, request_pk, exc):

@@ -88,7 +88,11 @@ def create_app(state: SandboxState) -> Starlette:
 
     async def run(request: Request) -> Response:
         body = await request.body()
-        return await _respond(state.handle_run(request.headers.get("authorization"), body))
+        auth, webhook_url = (
+            request.headers.get("authorization"),
+            request.query_params.get("webhook_url"),
+        )
+        return await _respond(state.handle_run(auth, body, webhook_url))
 
     async def status(request: Request) -> Response:
         auth = request.headers.get("authorization")

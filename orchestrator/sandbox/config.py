@@ -73,6 +73,9 @@ class Faults:
         the answer by a uniform draw from `slow_seconds`.
     lost_answer: /run accepts and charges the prediction, then the client gets a
         500 (or, with probability `lost_answer_drop`, a dropped connection).
+    webhook_drop: a prediction's webhook is never delivered (nor retried).
+    webhook_delay: ... is delivered late, by a uniform draw from `webhook_delay_seconds`.
+    webhook_duplicate: ... is delivered twice.
 
     A job can also force its own fate with markers in any string input (a prompt,
     an image URL's query): "sandbox:fail=<Name>" fails every submission of it,
@@ -92,6 +95,10 @@ class Faults:
     slow_seconds: tuple[float, float] = (1.0, 5.0)
     lost_answer: float = 0.0
     lost_answer_drop: float = 0.5
+    webhook_drop: float = 0.0
+    webhook_delay: float = 0.0
+    webhook_delay_seconds: tuple[float, float] = (1.0, 10.0)
+    webhook_duplicate: float = 0.0
 
     def rate(self, kind: Literal["http_500", "drop", "slow"], endpoint: str) -> float:
         value: Rate = getattr(self, kind)
@@ -104,6 +111,9 @@ class Faults:
             "error_as_string": self.error_as_string,
             "lost_answer": self.lost_answer,
             "lost_answer_drop": self.lost_answer_drop,
+            "webhook_drop": self.webhook_drop,
+            "webhook_delay": self.webhook_delay,
+            "webhook_duplicate": self.webhook_duplicate,
         }
         for kind in ("http_500", "drop", "slow"):
             value: Rate = getattr(self, kind)
@@ -122,6 +132,7 @@ class Faults:
         if self.permanent_failure and not self.permanent_errors:
             raise ValueError("faults.permanent_errors is empty but faults.permanent_failure > 0")
         _check_span("faults.slow_seconds", self.slow_seconds)
+        _check_span("faults.webhook_delay_seconds", self.webhook_delay_seconds)
         for model in self.fail_models:
             _check_model(f"faults.fail_models[{model!r}]", model)
 
@@ -212,7 +223,8 @@ def from_options(
     """The config that `orchestrator sandbox`'s options describe: `windows` by endpoint
     (run, status, credits), `concurrency` 0 for no cap, `rates` by option name
     (failure_rate, permanent_failure_rate, error_as_string, http_500, drop, slow,
-    lost_answer), and every other SandboxConfig field as it is. ValueError if invalid."""
+    lost_answer, and the optional webhook_drop, webhook_delay, webhook_duplicate), and
+    every other SandboxConfig field as it is. ValueError if invalid."""
     faults = Faults(
         failure=rates["failure_rate"],
         permanent_failure=rates["permanent_failure_rate"],
@@ -221,6 +233,9 @@ def from_options(
         drop=rates["drop"],
         slow=rates["slow"],
         lost_answer=rates["lost_answer"],
+        webhook_drop=rates.get("webhook_drop", 0.0),
+        webhook_delay=rates.get("webhook_delay", 0.0),
+        webhook_duplicate=rates.get("webhook_duplicate", 0.0),
     )
     limits = Limits(
         run=windows["run"],

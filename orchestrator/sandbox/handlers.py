@@ -1,6 +1,7 @@
 """The four requests the sandbox answers: POST /v1/run, GET /v1/status/{id},
 GET /v1/credits and GET /cdn/{id}/{file}, each from what the HTTP request carried to
-an `Answer`. Nothing here sleeps or does I/O: time is the injected clock's.
+an `Answer`; and the webhooks due, with their bodies. Nothing here sleeps or does I/O:
+time is the injected clock's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .config import SandboxConfig
 from .faults import FaultInjector, markers
 from .predictions import Prediction, PredictionBook
 from .validation import BadRequest, validate_run
+from .webhooks import Delivery, WebhookOutbox, url_problem
 
 Clock = Callable[[], float]
 
@@ -37,6 +39,7 @@ class Handlers:
         self.admission = Admission(config)
         self.faults = FaultInjector(config)
         self.cdn = Cdn(config)
+        self.outbox = WebhookOutbox(config)
         self.rejections: Counter[str] = Counter()  # refusals by reason
         # Every API request by endpoint, a wrong key's included (arrivals count only
         # authenticated ones, as FASHN's windows do).
@@ -52,7 +55,7 @@ class Handlers:
         # Tests swap the config of a running sandbox (to bring the CDN down, say): every
         # part reads the one set here. The key and the starting balance stay as they were.
         self._config = config
-        for part in (self.account, self.admission, self.faults, self.cdn):
+        for part in (self.account, self.admission, self.faults, self.cdn, self.outbox):
             part.config = config
 
     def advance(self) -> float:
@@ -62,7 +65,7 @@ class Handlers:
             self.account.settle(prediction)
         return now
 
-    def run(self, authorization: str | None, body: bytes) -> Answer:
+    def run(self, authorization: str | None, body: bytes, webhook_url: str | None = None) -> Answer:
         now = self.advance()
         refused = self._refuse(authorization, "run", now)
         if refused:
@@ -74,6 +77,9 @@ class Handlers:
             return fault
         try:
             spec, inputs = validate_run(data)
+            problem = None if webhook_url is None else url_problem(webhook_url)
+            if problem:
+                raise BadRequest(problem)
         except BadRequest as exc:
             return self._reject("BadRequest", error(400, "BadRequest", str(exc)), delay)
         full = self.admission.cap(self.book, now)
@@ -84,6 +90,9 @@ class Handlers:
         if broke:
             return self._reject("OutOfCredits", broke, delay)
         prediction = self._accept(spec, inputs, key, now, cost)
+        if webhook_url is not None:
+            prediction.webhook = True
+            self.outbox.schedule(prediction, webhook_url)
         lost = self.faults.lost_answer(key, index, delay)
         if lost:
             prediction.lost_answer = True
@@ -104,8 +113,6 @@ class Handlers:
             message = f"No prediction {prediction_id!r} (unknown, or expired and forgotten)."
             return self._reject("NotFound", error(404, "NotFound", message), delay)
         status = prediction.status_at(now)
-        body: dict[str, Any] = {"id": prediction.id, "status": status}
-        body.update(output=None, error=None)
         headers: dict[str, str] = {}
         if status in ("completed", "failed"):
             if prediction.first_seen_finished_at is None:
@@ -113,11 +120,38 @@ class Handlers:
             # subscribe() in the official SDK reads the cost off the terminal status.
             spent = prediction.cost if status == "completed" else 0
             headers["x-fashn-credits-used"] = str(spent)
+        return Answer(200, self._status_body(prediction, now, origin), headers, delay=delay)
+
+    def _status_body(
+        self, prediction: Prediction, now: float, origin: str | None
+    ) -> dict[str, Any]:
+        """{id, status, output, error}: what /status answers and a webhook carries."""
+        status = prediction.status_at(now)
+        body: dict[str, Any] = {"id": prediction.id, "status": status}
+        body.update(output=None, error=None)
         if status == "completed":
             body["output"] = self.cdn.outputs(prediction, origin)
         elif status == "failed":
             body["error"] = prediction.error_body()
-        return Answer(200, body, headers, delay=delay)
+        return body
+
+    def due_webhooks(self) -> list[tuple[Delivery, bytes]]:
+        """The webhook deliveries due now, each with its JSON body."""
+        now = self.advance()
+        due = []
+        for delivery in self.outbox.take_due(now):
+            prediction = self.book.by_id[delivery.prediction_id]
+            due.append((delivery, json.dumps(self._status_body(prediction, now, None)).encode()))
+        return due
+
+    def webhook_answered(self, delivery: Delivery, ok: bool) -> None:
+        """A delivery was answered 2xx (ok) or not (retried while retries remain)."""
+        now = self.clock()
+        prediction = self.book.by_id[delivery.prediction_id]
+        if ok and prediction.first_notified_at is None:
+            prediction.first_notified_at = delivery.sent_at
+            prediction.notice_acknowledged_at = now
+        self.outbox.answered(delivery, ok, now)
 
     def credits(self, authorization: str | None) -> Answer:
         now = self.advance()

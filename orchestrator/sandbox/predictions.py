@@ -50,6 +50,11 @@ class PredictionRecord:
     base64: bool
     lost_answer: bool  # created and charged, but the /run answer was lost
     expires_at: float  # after this the API forgets it
+    webhook: bool = False  # its /run asked for a webhook
+    # The first webhook delivery that was answered 2xx: when it was sent (the moment the
+    # news left, as first_seen_finished_at is for a status answer), when answered.
+    first_notified_at: float | None = None
+    notice_acknowledged_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +80,9 @@ class Prediction:
     expires_at: float
     refunded: bool = False
     first_seen_finished_at: float | None = None
+    webhook: bool = False
+    first_notified_at: float | None = None
+    notice_acknowledged_at: float | None = None
 
     def status_at(self, now: float) -> str:
         if now >= self.finished_at:
@@ -109,6 +117,9 @@ class Prediction:
             base64=self.base64,
             lost_answer=self.lost_answer,
             expires_at=self.expires_at,
+            webhook=self.webhook,
+            first_notified_at=self.first_notified_at,
+            notice_acknowledged_at=self.notice_acknowledged_at,
         )
 
 

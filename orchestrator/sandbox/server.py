@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -15,6 +16,7 @@ import uvicorn
 from .app import DropFilter, create_app
 from .config import SandboxConfig
 from .state import Clock, SandboxState
+from .webhook_sender import WebhookSender
 
 _START_TIMEOUT = 10.0
 
@@ -76,6 +78,7 @@ class SandboxServer:
         self.port = port
         self.state = SandboxState(self.config, clock=clock)
         self.app = create_app(self.state)
+        self.webhooks = WebhookSender(self.state)
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -105,7 +108,7 @@ class SandboxServer:
         if self._thread is not None:
             raise RuntimeError("the sandbox server is already started")
         sock = self._bind()
-        self._server = uvicorn.Server(self._uvicorn_config())
+        self._server = _SandboxUvicorn(self._uvicorn_config(), self.webhooks)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},
@@ -150,7 +153,8 @@ class SandboxServer:
         print the URL.
         """
         sock = self._bind()
-        server = _AnnouncingServer(self._uvicorn_config(), lambda: on_ready and on_ready(self))
+        announce = lambda: on_ready and on_ready(self)  # noqa: E731
+        server = _SandboxUvicorn(self._uvicorn_config(), self.webhooks, announce)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
@@ -196,16 +200,31 @@ class SandboxServer:
         )
 
 
-class _AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that says when it has started: after its signal handlers are
-    in place and its sockets listen, so that a Ctrl-C right after the announcement
+class _SandboxUvicorn(uvicorn.Server):
+    """A uvicorn server that sends the sandbox's webhooks from its own loop (one thread
+    for the whole sandbox), and says when it has started: after its signal handlers
+    are in place and its sockets listen, so that a Ctrl-C right after the announcement
     stops it gracefully."""
 
-    def __init__(self, config: uvicorn.Config, announce: Callable[[], object]):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        webhooks: WebhookSender,
+        announce: Callable[[], object] | None = None,
+    ):
         super().__init__(config)
+        self._webhooks = webhooks
         self._announce = announce
+        self._sending: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if not self.should_exit:
+        self._sending = asyncio.get_running_loop().create_task(self._webhooks.run())
+        if not self.should_exit and self._announce is not None:
             self._announce()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._sending is not None:
+            self._webhooks.stop()
+            await asyncio.wait([self._sending], timeout=_START_TIMEOUT)
+        await super().shutdown(sockets)

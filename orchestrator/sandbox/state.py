@@ -9,6 +9,7 @@ hand-moved clock. The parts, one concept each:
     admission.py    the rate windows and the in-flight cap
     faults.py       fault injection: seeded draws and a job's own markers
     cdn.py          output URLs and files;  validation.py  the /run body
+    webhooks.py     the webhooks due, with their faults and retries (sent by webhook_sender.py)
     answers.py      the Answer and the API's error bodies
 This module holds them behind one lock and answers what tests and /_sandbox ask.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from .admission import max_in_window, retry_headers
@@ -26,6 +28,7 @@ from .config import SandboxConfig
 from .handlers import Clock, Handlers
 from .predictions import PredictionRecord
 from .validation import BadRequest, validate_run
+from .webhooks import Delivery
 
 
 class SandboxState:
@@ -63,9 +66,11 @@ class SandboxState:
 
     # -- requests ---------------------------------------------------------------
 
-    def handle_run(self, authorization: str | None, body: bytes) -> Answer:
+    def handle_run(
+        self, authorization: str | None, body: bytes, webhook_url: str | None = None
+    ) -> Answer:
         with self._lock:
-            return self._handlers.run(authorization, body)
+            return self._handlers.run(authorization, body, webhook_url)
 
     def handle_status(
         self, authorization: str | None, prediction_id: str, *, origin: str | None = None
@@ -83,6 +88,25 @@ class SandboxState:
         """An output file; no auth, like a signed CDN URL."""
         with self._lock:
             return self._handlers.download(prediction_id, name)
+
+    # -- webhooks (for the sender) ----------------------------------------------
+
+    def on_webhook_scheduled(self, wake: Callable[[], None] | None) -> None:
+        """`wake()` is called (under the lock) whenever a webhook is scheduled."""
+        with self._lock:
+            self._handlers.outbox.on_scheduled = wake
+
+    def next_webhook_due(self) -> float | None:
+        with self._lock:
+            return self._handlers.outbox.next_due()
+
+    def due_webhooks(self) -> list[tuple[Delivery, bytes]]:
+        with self._lock:
+            return self._handlers.due_webhooks()
+
+    def webhook_answered(self, delivery: Delivery, ok: bool) -> None:
+        with self._lock:
+            self._handlers.webhook_answered(delivery, ok)
 
     # -- inspection -------------------------------------------------------------
 
@@ -123,6 +147,13 @@ class SandboxState:
         """Injected faults by kind: http_500, drop, slow, lost_answer."""
         with self._lock:
             return dict(self._handlers.faults.injected)
+
+    @property
+    def webhooks(self) -> dict[str, int]:
+        """Webhook deliveries by outcome: scheduled, dropped, delayed, duplicated, sent,
+        delivered, retried, abandoned."""
+        with self._lock:
+            return dict(self._handlers.outbox.counts)
 
     @property
     def balance(self) -> int:
@@ -186,6 +217,7 @@ class SandboxState:
                 },
                 "rejections": dict(parts.rejections),
                 "faults": dict(parts.faults.injected),
+                "webhooks": dict(parts.outbox.counts),
                 "predictions": {"total": len(book), **statuses},
                 "accepted_runs": sum(book.submissions.values()),
                 "distinct_fingerprints": len(book.submissions),

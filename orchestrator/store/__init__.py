@@ -32,8 +32,8 @@ from . import (
     queue,
     reads,
     recovery,
-    requests,
     reuse,
+    webhooks,
 )
 from .batches import Batches
 from .blobs import BLOB_THRESHOLD
@@ -51,6 +51,7 @@ from .records import (
     Requeued,
 )
 from .recovery import Chooser
+from .requests import RequestLog
 from .sheet import SheetReads
 from .spend import Spend
 
@@ -78,6 +79,7 @@ class Store:
         self._db = Database(self.path, durable=durable, clock=clock)
         self.spend = Spend(self._db)  # rates, open costs, balance checks
         self.naming = Naming(self._db)  # where outputs go
+        self.requests = RequestLog(self._db)  # /run and /status requests sent
         self.batches = Batches(self._db)  # the list of batches, cancel
         self.sheet = SheetReads(self._db)  # what the contact sheet reads
 
@@ -207,8 +209,10 @@ class Store:
     def record_status(self, attempt_pk: int, status: str) -> None:
         queue.record_status(self._db, attempt_pk, status)
 
-    def record_completed(self, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
-        return queue.record_completed(self._db, flight, urls)
+    def record_completed(
+        self, flight: Flight, urls: Sequence[str], *, seen_by: str | None = None
+    ) -> list[PendingOutput]:
+        return queue.record_completed(self._db, flight, urls, seen_by=seen_by)
 
     def record_failed(
         self,
@@ -219,6 +223,7 @@ class Store:
         refund: bool,
         retry: bool,
         not_before: float | None = None,
+        seen_by: str | None = None,
     ) -> int:
         """A prediction failed: its charge is refunded. Returns the credits refunded."""
         return queue.record_failed(
@@ -229,6 +234,7 @@ class Store:
             refund=refund,
             retry=retry,
             not_before=not_before,
+            seen_by=seen_by,
         )
 
     # ------------------------------------------------------------------ download
@@ -249,16 +255,11 @@ class Store:
         """A reused output cannot be taken: its job is queued for a prediction."""
         reuse.reuse_failed(self._db, output, error)
 
-    # ------------------------------------------------------------------ request log
+    # ------------------------------------------------------------------ webhooks
 
-    def log_request(self, endpoint: str) -> int:
-        return requests.log_request(self._db, endpoint)
-
-    def finish_request(self, request_pk: int) -> None:
-        requests.finish_request(self._db, request_pk)
-
-    def recent_requests(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
-        return requests.recent_requests(self._db, endpoint, since)
+    def add_webhook_token(self, digest: str) -> list[str]:
+        """Record a run's webhook token by its digest; returns every digest still valid."""
+        return webhooks.add_token(self._db, digest)
 
     # ------------------------------------------------------------------ reading
 

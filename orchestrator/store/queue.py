@@ -100,7 +100,12 @@ _REQUEUE = Prepared(
 )
 _STATUS = Prepared(_attempt.values(status=bindparam("status")))
 _COMPLETE = Prepared(
-    _attempt.values(state=AttemptState.COMPLETED, status="completed", finished_at=_NOW)
+    _attempt.values(
+        state=AttemptState.COMPLETED,
+        status="completed",
+        finished_at=_NOW,
+        seen_by=bindparam("seen_by"),
+    )
 )
 _JOB_STATE = Prepared(_job.values(state=bindparam("state"), updated_at=_NOW))
 _CHARGED = Prepared(select(_a.c.credits).where(_a.c.pk == bindparam("attempt", type_=Integer)))
@@ -111,6 +116,7 @@ _FAIL = Prepared(
         error_name=bindparam("error_name"),
         error_message=bindparam("error_message"),
         finished_at=_NOW,
+        seen_by=bindparam("seen_by"),
     )
 )
 _AFTER_FAILURE = Prepared(
@@ -275,11 +281,14 @@ def record_status(db: Database, attempt_pk: int, status: str) -> None:
         _STATUS(conn, attempt=attempt_pk, status=status)
 
 
-def record_completed(db: Database, flight: Flight, urls: Sequence[str]) -> list[PendingOutput]:
-    """Completion and its output URLs in one transaction; the downloads follow."""
+def record_completed(
+    db: Database, flight: Flight, urls: Sequence[str], *, seen_by: str | None = None
+) -> list[PendingOutput]:
+    """Completion and its output URLs in one transaction; the downloads follow.
+    `seen_by`: what showed it completed, "status" or "webhook"."""
     now = db.clock.wall()
     with db.tx() as conn:
-        _COMPLETE(conn, attempt=flight.attempt_pk, now=now)
+        _COMPLETE(conn, attempt=flight.attempt_pk, now=now, seen_by=seen_by)
         state = (JobState.DOWNLOADING if urls else JobState.COMPLETED).value
         _JOB_STATE(conn, job=flight.job_pk, state=state, now=now)
         return outputs.add(conn, flight, urls)
@@ -294,6 +303,7 @@ def record_failed(
     refund: bool,
     retry: bool,
     not_before: float | None = None,
+    seen_by: str | None = None,
 ) -> int:
     """A prediction failed. Failed predictions are not charged: the charge is refunded.
 
@@ -303,7 +313,14 @@ def record_failed(
     with db.tx() as conn:
         charged = _CHARGED(conn, attempt=attempt_pk).scalar_one()
         refunded = int(charged or 0) if refund else 0
-        _FAIL(conn, attempt=attempt_pk, error_name=name, error_message=message, now=now)
+        _FAIL(
+            conn,
+            attempt=attempt_pk,
+            error_name=name,
+            error_message=message,
+            now=now,
+            seen_by=seen_by,
+        )
         if refunded:
             journal.ledger(conn, job_pk, attempt_pk, flight.prediction_id, -refunded, now)
         error = f"{name}: {message}" if message else name

@@ -59,3 +59,20 @@ def recent_requests(db: Database, endpoint: str, since: float) -> list[tuple[flo
         _FORGET(conn, before=since - 3600)
         rows = _RECENT(conn, endpoint=endpoint, since=since).all()
     return [(sent, done) for sent, done in rows]
+
+
+class RequestLog:
+    """Every request to a limited endpoint, as `store.requests`: what a restarted
+    process seeds its sliding windows with."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def log(self, endpoint: str) -> int:
+        return log_request(self._db, endpoint)
+
+    def finish(self, request_pk: int) -> None:
+        finish_request(self._db, request_pk)
+
+    def recent(self, endpoint: str, since: float) -> list[tuple[float, float | None]]:
+        return recent_requests(self._db, endpoint, since)

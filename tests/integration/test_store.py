@@ -226,10 +226,10 @@ def test_unanswered_requests_are_remembered_for_the_next_run(store: Store) -> No
     """A request logged but never answered (the process died) is handed to the next run."""
     import time as clock
 
-    answered = store.log_request("status")
-    store.finish_request(answered)
-    store.log_request("status")
-    rows = Store(store.path).recent_requests("status", since=clock.time() + 1)
+    answered = store.requests.log("status")
+    store.requests.finish(answered)
+    store.requests.log("status")
+    rows = Store(store.path).requests.recent("status", since=clock.time() + 1)
     assert [done is None for _sent, done in rows] == [True]
 
 
