@@ -48,11 +48,12 @@ def summarize(store: Store, batches: Sequence[str]) -> Summary:
         credits=store.credits_total(batches),
         uncertain=store.uncertain_count(batches),
         failure_reasons=store.failure_reasons(batches),
-        balance_check=_balance_check(store, batches),
+        balance_check=balance_check(store, batches),
     )
 
 
-def _balance_check(store: Store, batches: Sequence[str]) -> Reconciliation | None:
+def balance_check(store: Store, batches: Sequence[str]) -> Reconciliation | None:
+    """The latest run's two balance readings compared with what it recorded, if any."""
     row = store.spend.latest_check(batches)
     return Reconciliation.from_row(row) if row else None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from ..models import JobState
+from ..report import balance_check
 from ..store import Store
 from . import timeline
 from .assets import script, stylesheet
@@ -33,6 +34,7 @@ class Summary:
     uncertain: int
     start: float | None
     end: float | None
+    balance: str | None  # what the account was charged, against what was recorded
 
 
 def write_page(
@@ -51,6 +53,7 @@ def write_page(
         uncertain=store.uncertain_count(batches),
         start=extent[0] if extent else None,
         end=extent[1] if extent else None,
+        balance=_balance_sentence(store, batches),
     )
     thumbs = Thumbnailer(out_dir, page.parent)
     cards = CardMaker(thumbs, store.sheet.blob, out_dir)
@@ -82,6 +85,17 @@ def _head(s: Summary) -> str:
     )
 
 
+def _balance_sentence(store: Store, batches: Sequence[str]) -> str | None:
+    check = balance_check(store, batches)
+    return check.sentence() if check is not None else None
+
+
+def _balance(sentence: str | None) -> str:
+    if sentence is None:
+        return ""
+    return f'<p class="balance">Last run: {escape(sentence)}</p>'
+
+
 def _summary(s: Summary) -> str:
     total = sum(s.counts.values())
     states = "".join(
@@ -105,7 +119,7 @@ def _summary(s: Summary) -> str:
         f'<div class="chips">{states}</div>{uncertain}</div>'
         f'<div class="tile credits"><h2>{s.credits} credits</h2>'
         "<table><thead><tr><th>model</th><th>jobs</th><th>credits</th></tr></thead>"
-        f"<tbody>{models}</tbody></table></div>"
+        f"<tbody>{models}</tbody></table>{_balance(s.balance)}</div>"
         f'<div class="tile when"><h2>{_duration(s.start, s.end)}</h2><dl>'
         f"<dt>start</dt><dd>{_when(s.start)}</dd><dt>end</dt><dd>{_when(s.end)}</dd></dl></div>"
         "</section>"

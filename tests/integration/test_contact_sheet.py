@@ -87,6 +87,10 @@ def _check(browser: Browser, store: Store, server: Any, path: Path, tmp_path: Pa
     assert page.locator('.card[data-id="duo-0"] .out img').count() == 2
     assert every_image_loads(page) == 6 * 1 + 2 * 2 + 7  # outputs, then input thumbnails
 
+    charged = server.state.credits_charged
+    balance = page.locator(".summary .balance").inner_text()
+    assert f"the account was charged {charged}; {charged} are recorded" in balance
+
     assert page.locator("svg.timeline rect.bar").count() == len(server.state.predictions())
     refused = server.state.rejections.get("ConcurrencyLimitExceeded", 0)
     assert refused > 0 and page.locator("svg.timeline .mark.m429").count() == refused
