@@ -142,22 +142,6 @@ def test_the_key_never_leaks(api, tmp_path: Path) -> None:  # type: ignore[no-un
         assert SECRET.encode() not in path.read_bytes(), path
 
 
-def test_wrong_key_exits_3_and_says_what_to_do(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """401: exit 3 (resumable) with advice naming FASHN_API_KEY; the wrong key is not echoed."""
-    _server, env = api
-    manifest = write_manifest(tmp_path / "catalog.csv", 3)
-    done = cli(
-        "submit",
-        str(manifest),
-        "--db",
-        str(tmp_path / "q.db"),
-        *LIMITS,
-        env={**env, "FASHN_API_KEY": "sk-wrong-987"},
-    )
-    assert done.returncode == 3
-    assert "FASHN_API_KEY" in done.stderr and "sk-wrong-987" not in done.stderr
-
-
 def test_failed_jobs_exit_1(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A batch that finishes with a failed job exits 1; report says why."""
     _server, env = api

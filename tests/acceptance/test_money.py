@@ -69,7 +69,8 @@ def test_validate_refuses_what_submit_refuses(tmp_path: Path) -> None:
 
 
 def test_a_wrong_key_costs_one_request(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """submit with a wrong key: exit 3 after one GET /credits; no /run, no key printed."""
+    """submit with a wrong key: exit 3 after one GET /credits, with advice naming
+    FASHN_API_KEY; no /run, and the wrong key is not echoed."""
     server, env = api
     manifest = write_manifest(tmp_path / "catalog.csv", 12)
     done = cli(
