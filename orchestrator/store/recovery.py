@@ -176,6 +176,14 @@ class Takeover:
                     downloads.append(job_pk)
         return Recovery(flights, downloads, lost, unsent)
 
+    def attend(self) -> None:
+        """Mark this process as running the queue without recovering anything (a
+        process that claims jobs from a PostgreSQL queue calls this or `recover()`
+        first, so that no other process's `recover()` takes its work for a dead
+        run's); until `leave()`, or until the store closes."""
+        with self._db.tx() as conn:
+            self._db.attending += dialect.attend(conn, alone=False)
+
     def leave(self) -> None:
         """This process no longer runs the queue (the end of a run): `recover()` in
         another process may now find it alone. Nothing to do on SQLite."""
