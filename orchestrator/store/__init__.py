@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -62,6 +61,8 @@ from .connection import (
     _current_revision,
     _migrations_dir,
     _newest_revision,
+    check_exists,
+    discard,
 )
 from .location import DbLocation
 from .names import Naming
@@ -101,10 +102,6 @@ class Store:
         durable=False skips SQLite's disk sync before `POST /run`."""
         self.location = DbLocation.of(location)
         self.path = self.location.path  # the SQLite file; None on PostgreSQL
-        if not create:
-            self.check_exists(self.location)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Database(self.location, durable=durable, clock=clock, create=create)
         self.spend = Spend(self._db)  # rates, open costs, balance checks
         self.naming = Naming(self._db)  # where outputs go
@@ -127,17 +124,13 @@ class Store:
 
     @staticmethod
     def check_exists(location: str | os.PathLike[str] | DbLocation) -> None:
-        """A missing SQLite file is NoQueue (PostgreSQL's tables are looked for on open)."""
-        path = DbLocation.of(location).path
-        if path is not None and not path.is_file():
-            raise NoQueue(messages.no_queue(path))
+        check_exists(DbLocation.of(location))
 
     def discard(self) -> None:
         """Close and delete a SQLite database that this process has just created (a
         PostgreSQL database stays, with the queue's empty tables)."""
         self.close()
-        for suffix in ("", "-wal", "-shm", "-journal", ".lock") if self.path else ():
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        discard(self.location)
 
     # ------------------------------------------------------------------ ingest
 

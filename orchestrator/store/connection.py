@@ -50,6 +50,18 @@ class NoQueue(UsageError):
     """The database holds no queue (and was not to be given one)."""
 
 
+def check_exists(location: DbLocation) -> None:
+    """A missing SQLite file is NoQueue (PostgreSQL's tables are looked for on open)."""
+    if location.path is not None and not location.path.is_file():
+        raise NoQueue(messages.no_queue(location.path))
+
+
+def discard(location: DbLocation) -> None:
+    """Delete a SQLite database and the files beside it (closed first)."""
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock") if location.path else ():
+        Path(f"{location.path}{suffix}").unlink(missing_ok=True)
+
+
 def migrate(engine: Engine, location: DbLocation, *, create: bool = True) -> None:
     """Bring the schema to the newest migration; a no-op costs one query. With
     create=False, a database without the queue's tables is NoQueue."""
@@ -80,6 +92,10 @@ class Database:
     def __init__(self, location: DbLocation, *, durable: bool, clock: Clock, create: bool = True):
         self.location = location
         self.clock = clock
+        if not create:
+            check_exists(location)
+        elif location.path is not None:
+            location.path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = dialect.engine_for(location)
         self.conn: Connection | None = None
         self.attending = 0  # holds of PostgreSQL's presence lock (see recovery.recover)

@@ -47,7 +47,7 @@ def insert_or_ignore(table: Table, *columns: str) -> Prepared:
     binds: dict[str, Any] = {name: bindparam(name) for name in columns}
     return Prepared(
         sqlite.or_ignore(inserting(table, *columns)),
-        postgresql=postgres.or_ignore(table, binds),
+        postgresql=lambda: postgres.or_ignore(table, binds),
     )
 
 

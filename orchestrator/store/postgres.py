@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Table, create_engine, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 
 from .statements import Prepared
@@ -58,6 +57,8 @@ def analyze(conn: Connection, table: str) -> None:
 
 def or_ignore(table: Table, values: dict[str, Any]) -> Insert:
     """The INSERT of `values`, skipping a row whose key is already there."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # not for SQLite's runs
+
     return pg_insert(table).values(values).on_conflict_do_nothing()
 
 

@@ -5,12 +5,13 @@ Why not `conn.execute(stmt)`: SQLAlchemy caches the compiled form too, but its w
 on every execution (parameter processing, result typing) costs about 50 us for a
 one-row UPDATE that takes 12 us this way, and the scheduler runs some twenty
 statements per job. The columns of schema.py need no type processing: the driver
-binds and returns numbers and text itself, and the one boolean reads back as 0/1.
+binds and returns numbers and text itself, and the one boolean reads back as 0/1
+(SQLite) or as a bool (PostgreSQL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -37,11 +38,14 @@ class Prepared:
     """A Core statement with named parameters (`bindparam`), compiled on first use.
     Values fixed in the statement (`state="queued"`, `.limit(1)`) are bound for you.
     `variants` names another statement for a dialect (`postgresql=...`): one that
-    says the same in that dialect's own words (see dialect.py)."""
+    says the same in that dialect's own words (see dialect.py), or a function that
+    builds it on first use (so that SQLite never imports PostgreSQL's dialect)."""
 
     __slots__ = ("_compiled", "statement", "variants")
 
-    def __init__(self, statement: ClauseElement, **variants: ClauseElement):
+    def __init__(
+        self, statement: ClauseElement, **variants: ClauseElement | Callable[[], ClauseElement]
+    ):
         self.statement = statement
         self.variants = variants
         self._compiled: dict[str, tuple[str, Sequence[str] | None, dict[str, Any]]] = {}
@@ -59,6 +63,8 @@ class Prepared:
 
     def _compile(self, dialect: Dialect) -> tuple[str, Sequence[str] | None, dict[str, Any]]:
         statement = self.variants.get(dialect.name, self.statement)
+        if not isinstance(statement, ClauseElement):
+            statement = statement()
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         if compiled.post_compile_params:  # `in_(list)`: name one bindparam per item instead
