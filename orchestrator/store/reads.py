@@ -131,10 +131,11 @@ def job_origin(db: Database, job_pk: int) -> JobOrigin:
 
 
 def report_names(db: Database, batches: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """The input names and the meta names that the jobs of `batches` use, sorted."""
+    """The input names and the meta names that the jobs of `batches` use, sorted by
+    code point (as SQLite sorts them, whatever PostgreSQL's collation)."""
     with db.tx() as conn:
-        inputs = [str(k) for k in _INPUT_NAMES(conn, batches).scalars()]
-        meta = [str(k) for k in _META_NAMES(conn, batches).scalars()]
+        inputs = sorted(str(k) for k in _INPUT_NAMES(conn, batches).scalars())
+        meta = sorted(str(k) for k in _META_NAMES(conn, batches).scalars())
     return inputs, meta
 
 

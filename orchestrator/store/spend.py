@@ -22,7 +22,7 @@ _SINCE = bindparam("since", type_=Float)
 # Credits per output of each completed, charged prediction, rounded up; the highest
 # per model. Integer division on both sides: (c + n - 1) / n is the ceiling.
 _outputs = select(_o.c.attempt_pk, func.count().label("n")).group_by(_o.c.attempt_pk).subquery()
-_rate = (_a.c.credits + _outputs.c.n - 1) / _outputs.c.n
+_rate = (_a.c.credits + _outputs.c.n - 1) // _outputs.c.n
 _RATES = Prepared(
     select(_j.c.model_name, func.max(_rate))
     .select_from(_a)

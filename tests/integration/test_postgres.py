@@ -83,6 +83,19 @@ def test_recovery_leaves_a_live_process_alone(pg: DbLocation, tmp_path: Path) ->
     second.close()
 
 
+def test_two_processes_opening_a_new_database_migrate_it_once(pg: DbLocation) -> None:
+    """Three processes open one blank database at once: each finds the schema at head
+    (the migrations ran once, under the migration lock), and none fails."""
+    code = "import sys; from orchestrator.store import Store; Store(sys.argv[1]).close()"
+    url = pg.url.render_as_string(hide_password=False)
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT) for _ in range(3)]
+    assert [proc.wait(timeout=60) for proc in procs] == [0, 0, 0]
+    store = Store(pg, create=False)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    store.close()
+
+
 def _until_no_presence(store: Store) -> None:
     """Wait until no server process holds an advisory lock on the store's database."""
     sql = text(
