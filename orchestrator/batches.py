@@ -4,19 +4,19 @@ describe it; the command line only prints them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from . import policy
 from .errors import UsageError
 from .models import JobState
-from .store import BatchInfo, Canceled, Requeued, Store, messages
+from .store import BatchInfo, Canceled, DbLocation, Requeued, Store, messages
 
 
-def list_batches(db: Path) -> list[BatchInfo]:
+def list_batches(db: DbLocation | str | os.PathLike[str]) -> list[BatchInfo]:
     """Every batch of the queue at `db` (which must exist): read only, at any time."""
     store = Store(db, create=False)
     try:
@@ -45,7 +45,9 @@ def iso_time(seconds: float) -> str:
     )
 
 
-def cancel(db: Path, batch: str, job_ids: Sequence[str] | None = None) -> Canceled:
+def cancel(
+    db: DbLocation | str | os.PathLike[str], batch: str, job_ids: Sequence[str] | None = None
+) -> Canceled:
     """Cancel the queued jobs of `batch` (or only those named). It does not take the
     queue's lock: a run going on meanwhile never sends them, and finishes the rest."""
     store = Store(db, create=False)

@@ -35,7 +35,7 @@ from .options import (
     target,
 )
 from .sandbox_command import sandbox as sandbox_command
-from .store import Store
+from .store import DbLocation, Store
 
 log = logging.getLogger("orchestrator")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,7 +108,7 @@ def submit(
     replace: bool,
     reuse: bool,
     name_template: NameTemplate | None,
-    db: Path,
+    db: DbLocation,
     **opts: Any,
 ) -> int:
     """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
@@ -154,7 +154,7 @@ def resume(
     batch: str | None,
     retry_failed: bool,
     name_template: NameTemplate | None,
-    db: Path,
+    db: DbLocation,
     **opts: Any,
 ) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
@@ -177,7 +177,9 @@ def resume(
 @click.option("--replace", is_flag=True, help="Check as `submit --replace` would.")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def validate(manifest: Path, batch: str | None, replace: bool, db: Path, as_json: bool) -> int:
+def validate(
+    manifest: Path, batch: str | None, replace: bool, db: DbLocation, as_json: bool
+) -> int:
     """Check MANIFEST as `submit` would and estimate its credits; queue nothing, send no /run.
 
     With FASHN_API_KEY set, the account's balance is read (GET /v1/credits) and compared.
@@ -201,7 +203,7 @@ def validate(manifest: Path, batch: str | None, replace: bool, db: Path, as_json
 @click.argument("batch", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @db_option
-def status(batch: str | None, as_json: bool, db: Path) -> int:
+def status(batch: str | None, as_json: bool, db: DbLocation) -> int:
     """How many jobs are queued, running, done and failed, and the credits spent."""
     store = Store(db, create=False)
     summary = reports.summarize(store, store.resolve_batches(batch))
@@ -234,7 +236,9 @@ def status(batch: str | None, as_json: bool, db: Path) -> int:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @db_option
 @out_option
-def report(batch: str | None, fmt: str, per: str, output: Path | None, db: Path, out: Path) -> int:
+def report(
+    batch: str | None, fmt: str, per: str, output: Path | None, db: DbLocation, out: Path
+) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
     store = Store(db, create=False)
     batches = store.resolve_batches(batch)
@@ -254,7 +258,7 @@ def report(batch: str | None, fmt: str, per: str, output: Path | None, db: Path,
 @cli.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @db_option
-def list_(as_json: bool, db: Path) -> int:
+def list_(as_json: bool, db: DbLocation) -> int:
     """Every batch: its jobs by state, credits, and first and last activity."""
     from .batches import batch_dict, list_batches
 
@@ -288,7 +292,7 @@ def retry(
     errors: tuple[str, ...],
     job_ids: tuple[str, ...],
     queue_only: bool,
-    db: Path,
+    db: DbLocation,
     **opts: Any,
 ) -> int:
     """Run a batch's failed jobs again; a completed prediction is only downloaded again.
@@ -319,7 +323,7 @@ def retry(
 @click.argument("batch")
 @click.option("--job", "job_ids", multiple=True, metavar="ID", help="Only this job; repeatable.")
 @db_option
-def cancel(batch: str, job_ids: tuple[str, ...], db: Path) -> int:
+def cancel(batch: str, job_ids: tuple[str, ...], db: DbLocation) -> int:
     """Cancel a batch's queued jobs: they are never sent.
 
     Predictions in flight finish and are saved. A run going on meanwhile (in another

@@ -108,7 +108,7 @@ def submit(
     opts, credentials = _run_options(options)
     template = NameTemplate.parse(name_template) if name_template is not None else None
     target = _target(opts, credentials, skip=queue_only)
-    with target as settings, open_queue(Path(db), create=True) as store:
+    with target as settings, open_queue(db, create=True) as store:
         if settings is not None:
             check_outputs_writable(settings.out_dir)
         queued = queue_manifest(
@@ -136,7 +136,7 @@ def resume(
     from .service import check_outputs_writable, open_queue, requeue_failed
 
     opts, credentials = _run_options(options)
-    with _target(opts, credentials) as settings, open_queue(Path(db), create=False) as store:
+    with _target(opts, credentials) as settings, open_queue(db, create=False) as store:
         assert settings is not None
         named = store.resolve_batches(batch) if batch else None
         check_outputs_writable(settings.out_dir)
@@ -162,7 +162,7 @@ def validate(
 
     key = read_api_key() if api_key is None else read_api_key({API_KEY_ENV: api_key})
     return validate_manifest(
-        Path(db),
+        db,
         Path(manifest),
         batch=batch,
         replace_changed=replace,

@@ -22,20 +22,33 @@ from .config import (
 )
 from .errors import UsageError
 from .naming import DEFAULT_TEMPLATE, NameTemplate
+from .store.location import DbLocation
 
 F = TypeVar("F", bound=Callable[..., Any])
 SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
 
 
+class DatabaseParam(click.ParamType):
+    """`--db`: a SQLite file, or a PostgreSQL URL (shown without its password)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return DbLocation.of(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def db_option(f: F) -> F:
     return click.option(
         "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=DatabaseParam(),
         default=DEFAULT_DB,
         envvar="ORCHESTRATOR_DB",
         show_envvar=True,
         show_default=True,
-        help="The SQLite queue.",
+        help="The queue: a SQLite file, or postgresql+psycopg://USER@HOST/DB.",
     )(f)
 
 

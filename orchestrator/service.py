@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .locking import queue_lock
 from .models import JobSpec, Progress
 from .naming import NameTemplate
 from .outputs import OutputDirError, check_writable, is_folder_name
-from .store import IngestResult, Store
+from .store import DbLocation, IngestResult, NoQueue, Store
 
 log = logging.getLogger("orchestrator")
 
@@ -65,7 +66,7 @@ def _batch_name(batch_id: str) -> str:
 
 
 def validate_manifest(
-    db: Path,
+    db: DbLocation | str | os.PathLike[str],
     path: Path,
     *,
     batch: str | None = None,
@@ -99,14 +100,17 @@ def validate_manifest(
 
 
 @contextmanager
-def _checking_store(db: Path) -> Iterator[tuple[Store, CostTable]]:
+def _checking_store(db: DbLocation | str | os.PathLike[str]) -> Iterator[tuple[Store, CostTable]]:
     """The queue at `db` with its ledger's rates, or a scratch queue (built-in rates)."""
-    if db.is_file():
-        store = Store(db, create=False)
+    try:
+        queue: Store | None = Store(db, create=False)
+    except NoQueue:
+        queue = None
+    if queue is not None:
         try:
-            yield store, CostTable(store.spend.learned_rates())
+            yield queue, CostTable(queue.spend.learned_rates())
         finally:
-            store.close()
+            queue.close()
         return
     with tempfile.TemporaryDirectory(prefix="orchestrator-validate-") as scratch:
         store = Store(Path(scratch) / "scratch.db", durable=False)
@@ -152,18 +156,21 @@ def run_queue(
 
 
 @contextmanager
-def open_queue(db: Path, *, create: bool) -> Iterator[Store]:
+def open_queue(db: DbLocation | str | os.PathLike[str], *, create: bool) -> Iterator[Store]:
     """Hold the queue's lock, then open it: a command refused because another process
-    runs the queue has written nothing. A database created here is deleted again if
+    runs the queue has written nothing. A SQLite file created here is deleted again if
     the block fails on bad input (UsageError), so a rejected manifest leaves no file.
-    """
-    if create:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        Store.check_exists(db)
-    with queue_lock(db):
-        created = not db.exists()
-        store = Store(db, create=create)
+    A PostgreSQL queue has no such lock: several processes may run it at once (see
+    the store's docstring for what keeps them apart)."""
+    location = DbLocation.of(db)
+    path = location.path
+    if path is not None and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not create:
+        Store.check_exists(location)
+    with queue_lock(path) if path is not None else nullcontext():
+        created = path is not None and not path.exists()
+        store = Store(location, create=create)
         try:
             yield store
         except UsageError:

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real sandbox over loopback, a real SQLite file, a scaled clock."""
+"""Shared fixtures: a real sandbox over loopback, a real database (a SQLite file, or a
+fresh database on the PostgreSQL server: see tests/postgres.py), a scaled clock.
+
+The `store` (and `database`) fixture runs on SQLite; in a module marked
+`pytest.mark.both_databases`, on PostgreSQL too, but for tests marked
+`pytest.mark.sqlite_only`."""
 
 from __future__ import annotations
 
@@ -10,20 +15,59 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import text
 
 from orchestrator.config import Settings
 from orchestrator.engine import Engine, RunOutcome
 from orchestrator.models import JobSpec, Location
 from orchestrator.sandbox import Limits, SandboxConfig, SandboxServer
-from orchestrator.store import Store
+from orchestrator.store import DbLocation, Store
+
+from .postgres import fresh_database
 
 # Sandbox time runs 50x faster than the API's: a 60 s window lasts 1.2 s.
 SCALE = 0.02
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" not in metafunc.fixturenames:
+        return
+    node = metafunc.definition
+    both = node.get_closest_marker("both_databases") and not node.get_closest_marker("sqlite_only")
+    backends = ["sqlite", "postgresql"] if both else ["sqlite"]
+    metafunc.parametrize("database", backends, indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "queue.db")
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbLocation]:
+    """Where the test's queue is: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield DbLocation.of(tmp_path / "queue.db")
+        return
+    with fresh_database() as location:
+        yield location
+
+
+@pytest.fixture
+def store(database: DbLocation) -> Iterator[Store]:
+    opened = Store(database)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def reopen(database: DbLocation) -> Iterator[Callable[[], Store]]:
+    """Another store on the test's database (as another process would open it);
+    every one is closed after the test."""
+    opened: list[Store] = []
+
+    def another() -> Store:
+        opened.append(Store(database))
+        return opened[-1]
+
+    yield another
+    for each in opened:
+        each.close()
 
 
 @pytest.fixture
@@ -64,10 +108,16 @@ def jobs(
     return specs
 
 
+def scalar(store: Store, sql: str) -> Any:
+    """One value that SQL reads on a connection of its own (what is committed)."""
+    with store.engine.connect() as conn:
+        return conn.execute(text(sql)).scalar_one()
+
+
 def run(
     store: Store, settings: Settings, batches: list[str] | None = None, **kwargs: Any
 ) -> RunOutcome:
     return anyio.run(Engine(store, settings, batches=batches, **kwargs).run)
 
 
-__all__ = ["SCALE", "Limits", "jobs", "run", "settings_for"]
+__all__ = ["SCALE", "Limits", "jobs", "run", "scalar", "settings_for"]

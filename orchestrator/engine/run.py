@@ -125,6 +125,7 @@ class Engine:
             async with api_http, cdn:
                 await self._run_with_balance(recovery, api_http, cdn)
         finally:
+            self.store.takeover.leave()  # another process may now recover the queue
             if self.webhooks is not None:
                 self.webhooks.close()
         self._emit_progress()
@@ -136,6 +137,8 @@ class Engine:
         recovery = self.store.recover()
         if recovery.unsent:
             log.info("%d job(s) of an earlier run were never sent: queued again", recovery.unsent)
+        if recovery.others:
+            log.info("another process runs this queue: what it holds is left to it")
         if recovery.lost:
             log.warning(
                 "%d /run request(s) of an earlier run got no answer: their jobs are sent "

@@ -1,27 +1,45 @@
-"""The SQLite queue. Every query the orchestrator makes lives in this package, behind
-the facade `Store`, whose methods delegate to the module that runs them: ingest (with
-duplicates and blobs), queue, outputs, recovery, requests, journal or reads. Beneath
-them: connection (engine, transactions), sqlite (what only SQLite says), statements
-(Core, compiled once), records (what is handed out), messages (what people are told).
+"""The queue, in a SQLite file or a PostgreSQL database. Every query the orchestrator
+makes lives in this package, behind the facade `Store`, whose methods delegate to the
+module that runs them: ingest (with duplicates, blobs and staging), queue, outputs,
+recovery, requests, journal or reads. Beneath them: location (what `--db` names),
+connection (engine, transactions, migrations), dialect (what SQLite and PostgreSQL say
+differently: sqlite.py, postgres.py), statements (Core, compiled once per dialect),
+records (what is handed out), messages (what people are told).
 
 Durability rules the engine relies on:
 - an attempt row (and its request log entry) is committed before `POST /run` is sent;
 - the prediction id and its credits are committed in the transaction that reads the answer;
 - a prediction's output URLs are committed with its completion, so a crash before the
   download only means downloading later, never predicting again.
+
+Many processes. On SQLite one process runs a queue (locking.queue_lock); `status`,
+`report`, `list` and `cancel` read and write beside it. On PostgreSQL any number of
+processes may run one queue at once, under this contract:
+- `claim_next` takes the next queued job with `SELECT ... FOR UPDATE SKIP LOCKED` and
+  marks it running, with its attempt and request rows, in that one transaction: two
+  processes never claim one job;
+- every later transition names the attempt (or job) its process claimed or took over:
+  a process changes only what it holds;
+- `recover()` recovers the whole queue only when no other process runs it: it tries
+  the queue's presence lock (an advisory lock) alone, then holds it shared for as long
+  as the store's connection lives. With another process alive it changes nothing and
+  says so (`Recovery.others`): what a dead process left is then for
+- `takeover.attempts(pks)`, which recovers the attempts named and nothing else. The
+  caller must know that no live process holds them (a fleet's expired leases); an
+  attempt sent without an answer is marked uncertain and its job queued again, one with
+  a prediction id comes back to be polled, and its job's downloads to be resumed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from ..clock import SYSTEM, Clock
-from ..errors import OrchestratorError, Problem, RefusedJob, UsageError
+from ..errors import OrchestratorError, Problem, RefusedJob
 from ..models import JobSpec
 from ..naming import NameTemplate
 from . import (
@@ -37,7 +55,16 @@ from . import (
 )
 from .batches import Batches
 from .blobs import BLOB_THRESHOLD
-from .connection import Database, _current_revision, _migrations_dir, _newest_revision
+from .connection import (
+    Database,
+    NoQueue,
+    _current_revision,
+    _migrations_dir,
+    _newest_revision,
+    check_exists,
+    discard,
+)
+from .location import DbLocation
 from .names import Naming
 from .records import (
     BatchInfo,
@@ -50,7 +77,7 @@ from .records import (
     Recovery,
     Requeued,
 )
-from .recovery import Chooser
+from .recovery import Chooser, Takeover
 from .requests import RequestLog
 from .sheet import SheetReads
 from .spend import Spend
@@ -63,25 +90,25 @@ class Store:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        location: str | os.PathLike[str] | DbLocation,
         *,
         durable: bool = True,
         create: bool = True,
         clock: Clock = SYSTEM,
     ):
-        """Open (and migrate) the queue at `path`; with create=False, a missing file
-        is a UsageError and nothing is created. Every time the database records is
-        `clock`'s wall time; durable=False skips the disk sync before `POST /run`."""
-        self.path = Path(path)
-        if not create:
-            self.check_exists(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Database(self.path, durable=durable, clock=clock)
+        """Open (and migrate) the queue at `location` (a SQLite path, or what
+        DbLocation.of reads); with create=False, a missing queue is a UsageError and
+        nothing is created. Every time the database records is `clock`'s wall time;
+        durable=False skips SQLite's disk sync before `POST /run`."""
+        self.location = DbLocation.of(location)
+        self.path = self.location.path  # the SQLite file; None on PostgreSQL
+        self._db = Database(self.location, durable=durable, clock=clock, create=create)
         self.spend = Spend(self._db)  # rates, open costs, balance checks
         self.naming = Naming(self._db)  # where outputs go
         self.requests = RequestLog(self._db)  # /run and /status requests sent
         self.batches = Batches(self._db)  # the list of batches, cancel
         self.sheet = SheetReads(self._db)  # what the contact sheet reads
+        self.takeover = Takeover(self._db)  # recovery of given attempts (many processes)
 
     @property
     def engine(self) -> Engine:
@@ -96,15 +123,14 @@ class Store:
         self._db.close()
 
     @staticmethod
-    def check_exists(path: Path) -> None:
-        if not path.is_file():
-            raise UsageError(messages.no_queue(path))
+    def check_exists(location: str | os.PathLike[str] | DbLocation) -> None:
+        check_exists(DbLocation.of(location))
 
     def discard(self) -> None:
-        """Close and delete a database that this process has just created."""
+        """Close and delete a SQLite database that this process has just created (a
+        PostgreSQL database stays, with the queue's empty tables)."""
         self.close()
-        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        discard(self.location)
 
     # ------------------------------------------------------------------ ingest
 
@@ -153,7 +179,8 @@ class Store:
         return recovery.requeue_failed(self._db, batches, url_ttl=url_ttl, chosen=chosen)
 
     def recover(self) -> Recovery:
-        """Put the queue back in order after a run that did not finish."""
+        """Put the queue back in order after a run that did not finish, if no other
+        process runs it (see recovery.recover); from then on, this process runs it."""
         return recovery.recover(self._db)
 
     # ------------------------------------------------------------------ submit
@@ -312,15 +339,18 @@ __all__ = [
     "Canceled",
     "Chooser",
     "ClaimedJob",
+    "DbLocation",
     "Flight",
     "IngestResult",
     "JobOrigin",
+    "NoQueue",
     "OrchestratorError",
     "PendingOutput",
     "Recovery",
     "Requeued",
     "Spend",
     "Store",
+    "Takeover",
     "_changed_message",
     "_current_revision",
     "_migrations_dir",

@@ -12,14 +12,14 @@ from sqlalchemy import Connection, bindparam, select
 
 from .. import schema as t
 from ..models import canonical_json
-from .sqlite import insert_or_ignore
+from .dialect import insert_or_ignore
 from .statements import Prepared
 
 # Data URIs longer than this go to `blobs`.
 BLOB_THRESHOLD = 512
 BLOB_KEY = "$blob"
 
-_ADD = Prepared(insert_or_ignore(t.blobs, "sha256", "data"))
+_ADD = insert_or_ignore(t.blobs, "sha256", "data")
 _DATA = Prepared(select(t.blobs.c.data).where(t.blobs.c.sha256 == bindparam("digest")))
 
 

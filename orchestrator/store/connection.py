@@ -1,5 +1,5 @@
 """The database: one engine, one long-lived connection, the schema migrated on open,
-and transactions (the durable ones synced to disk before they return)."""
+and transactions (SQLite's durable ones synced to disk before they return)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    column,
-    create_engine,
-    event,
-    inspect,
-    select,
-    table,
-)
+from sqlalchemy import Connection, Engine, column, inspect, select, table
+from sqlalchemy.exc import OperationalError
 
 from ..clock import Clock
-from ..errors import OrchestratorError
-from . import messages, sqlite
+from ..errors import OrchestratorError, UsageError
+from . import dialect, messages, sqlite
+from .location import DbLocation
 
 
 def _migrations_dir() -> Path:
@@ -53,12 +46,35 @@ def _current_revision(conn: Connection) -> str | None:
     return conn.execute(select(_alembic_version.c.version_num)).scalar()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a no-op costs one query."""
+class NoQueue(UsageError):
+    """The database holds no queue (and was not to be given one)."""
+
+
+def check_exists(location: DbLocation) -> None:
+    """A missing SQLite file is NoQueue (PostgreSQL's tables are looked for on open)."""
+    if location.path is not None and not location.path.is_file():
+        raise NoQueue(messages.no_queue(location.path))
+
+
+def discard(location: DbLocation) -> None:
+    """Delete a SQLite database and the files beside it (closed first)."""
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock") if location.path else ():
+        Path(f"{location.path}{suffix}").unlink(missing_ok=True)
+
+
+def migrate(engine: Engine, location: DbLocation, *, create: bool = True) -> None:
+    """Bring the schema to the newest migration; a no-op costs one query. With
+    create=False, a database without the queue's tables is NoQueue."""
     scripts = _migrations_dir()
     with engine.begin() as conn:
-        if _current_revision(conn) == _newest_revision(scripts):
+        current = _current_revision(conn)
+        if current is None and not create:
+            raise NoQueue(messages.no_queue(location))
+        if current == _newest_revision(scripts):
             return
+        dialect.lock_migrations(conn)
+        if _current_revision(conn) == _newest_revision(scripts):
+            return  # another process migrated it meanwhile
         # Imported here: alembic takes longer to import than `status` takes to run.
         from alembic import command
         from alembic.config import Config
@@ -73,14 +89,28 @@ class Database:
     """The engine, the store's own connection, and the clock whose wall time is
     every time the database records."""
 
-    def __init__(self, path: Path, *, durable: bool, clock: Clock):
-        self.path = path
+    def __init__(self, location: DbLocation, *, durable: bool, clock: Clock, create: bool = True):
+        self.location = location
         self.clock = clock
-        self.engine: Engine = create_engine(sqlite.url(str(path)))
-        event.listen(self.engine, "connect", sqlite.on_connect)
+        if not create:
+            check_exists(location)
+        elif location.path is not None:
+            location.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = dialect.engine_for(location)
         self.conn: Connection | None = None
-        self._sync_durable = durable
-        migrate(self.engine)
+        self.attending = 0  # holds of PostgreSQL's presence lock (see recovery.recover)
+        # PostgreSQL's commits are durable as they are (synchronous_commit).
+        self._sync_durable = durable and not location.postgres
+        try:
+            migrate(self.engine, location, create=create)
+        except OperationalError as exc:
+            self.engine.dispose()
+            if not location.postgres:
+                raise
+            raise UsageError(messages.cannot_connect(location, exc)) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @contextmanager
     def tx(self, *, durable: bool = False) -> Iterator[Connection]:
@@ -108,6 +138,7 @@ class Database:
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            self.conn.close()  # which releases the presence lock with the session
             self.conn = None
+            self.attending = 0
         self.engine.dispose()

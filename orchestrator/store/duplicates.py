@@ -8,8 +8,8 @@ from sqlalchemy import Connection, String, and_, bindparam, func, select
 
 from .. import schema as t
 from ..errors import Problem
-from . import messages, sqlite
-from .sqlite import staging as s
+from . import messages, staging
+from .staging import staging as s
 from .statements import Prepared
 
 CAP = 1000  # problems listed of each kind; the rest are only counted
@@ -41,12 +41,12 @@ _CLASHES_TOTAL = Prepared(select(func.count()).select_from(_j).join(s, _clash).w
 
 def find(conn: Connection, manifest: str, batch_id: str) -> tuple[list[Problem], int]:
     """The first CAP problems of each kind, and how many there are in all."""
-    sqlite.fold_index(conn, present=True)
+    staging.fold_index(conn, present=True)
     try:
         problems, total = _within(conn, manifest)
         queued, queued_total = _against_queued(conn, manifest, batch_id)
     finally:
-        sqlite.fold_index(conn, present=False)
+        staging.fold_index(conn, present=False)
     return problems + queued, total + queued_total
 
 

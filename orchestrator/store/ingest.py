@@ -24,10 +24,10 @@ from .. import schema as t
 from ..errors import MAX_LISTED, ChangedJobError, ManifestError, Problem, ProblemList, RefusedJob
 from ..models import JobSpec, JobState, canonical_json
 from ..naming import NameTemplate
-from . import blobs, duplicates, journal, messages, names, reuse, sqlite
+from . import blobs, dialect, duplicates, journal, messages, names, reuse, staging
 from .connection import Database
 from .records import IngestResult
-from .sqlite import staging as s
+from .staging import staging as s
 from .statements import Prepared
 
 _INGEST_CHUNK = 5_000  # staged rows per executemany
@@ -41,9 +41,7 @@ _CHANGED = Prepared(
     .where(_j.c.fingerprint != s.c.fingerprint)
     .order_by(s.c.seq)
 )
-_ADD_BATCH = Prepared(
-    sqlite.insert_or_ignore(t.batches, "id", "manifest", "created_at", "updated_at")
-)
+_ADD_BATCH = dialect.insert_or_ignore(t.batches, "id", "manifest", "created_at", "updated_at")
 _TOUCH_BATCH = Prepared(
     update(t.batches)
     .where(t.batches.c.id == _BATCH)
@@ -169,7 +167,7 @@ def _stage(
 ) -> ProblemList:
     """Every job into staging, in chunks (inputs slimmed of blobs); the problems and
     refused ids aside."""
-    sqlite.open_staging(conn)
+    staging.open_staging(conn)
     problems = ProblemList(limit=MAX_LISTED)
     digests: dict[str, str] = {}
     chunk: list[tuple[Any, ...]] = []
@@ -182,14 +180,14 @@ def _stage(
             row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta)
             chunk.append(row)
             if len(chunk) >= _INGEST_CHUNK:
-                sqlite.stage(conn, chunk)
+                staging.stage(conn, chunk)
                 chunk.clear()
         elif isinstance(entry, Problem):
             problems.add(entry)
         else:
             problems.add_rejected(entry.id, entry.line)
     if chunk:
-        sqlite.stage(conn, chunk)
+        staging.stage(conn, chunk)
     return problems
 
 
@@ -197,7 +195,7 @@ def _refuse_problems(conn: Connection, manifest: str, batch_id: str, problems: P
     """ManifestError (the transaction rolls back) if the reader or the ids found any."""
     if problems.rejected:
         # Only ever with problems, so rolled back below: never queued.
-        sqlite.stage_refused(conn, problems.rejected)
+        staging.stage_refused(conn, problems.rejected)
     clashes, clash_total = duplicates.find(conn, manifest, batch_id)
     total = problems.total + clash_total
     if total:
@@ -224,5 +222,5 @@ def _write(conn: Connection, batch_id: str, manifest: str, now: float) -> tuple[
     _REPLACE(conn, batch=batch_id, now=now)
     added = _ADD_JOBS(conn, batch=batch_id, now=now).rowcount
     staged = _STAGED(conn).scalar_one()
-    sqlite.clear_staging(conn)
+    staging.clear_staging(conn)
     return int(added), int(staged)

@@ -7,17 +7,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .location import DbLocation
+
 MIGRATIONS_MISSING = "the database migrations are not installed; reinstall the package"
 
 
-def no_queue(path: Path) -> str:
+def no_queue(path: Path | DbLocation) -> str:
     return (
         f"no queue at {path}: check --db (or ORCHESTRATOR_DB), or queue jobs "
         "there first with `orchestrator submit MANIFEST`"
     )
 
 
-def unknown_batch(batch: str, path: Path, known: Sequence[str]) -> str:
+def cannot_connect(location: DbLocation, exc: BaseException) -> str:
+    """The driver's reason, never the URL's password."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(orig).split()) or type(orig).__name__
+    if location.password:
+        reason = reason.replace(location.password, "***")
+    return (
+        f"cannot open the queue at {location}: {reason}; check --db (or ORCHESTRATOR_DB), "
+        "that the server runs, and that the role may connect and create tables"
+    )
+
+
+def unknown_batch(batch: str, path: Path | DbLocation, known: Sequence[str]) -> str:
     hint = f"known batches: {', '.join(known)}" if known else "the database holds none"
     return f"no batch named {batch!r} in {path} ({hint})"
 

@@ -11,8 +11,8 @@ from .. import schema as t
 from ..models import JobState
 from . import journal
 from .connection import Database
+from .dialect import adding, new_pk
 from .records import Flight, PendingOutput
-from .sqlite import new_pk
 from .statements import Prepared, inserting
 
 _o, _j = t.outputs, t.jobs
@@ -27,9 +27,7 @@ def of_current_attempt() -> ColumnElement[bool]:
     return _o.c.attempt_pk == newest.correlate(_o).scalar_subquery()
 
 
-_ADD = Prepared(
-    inserting(_o, "job_pk", "attempt_pk", "idx", "url").values(state="pending", tries=0)
-)
+_ADD = adding(inserting(_o, "job_pk", "attempt_pk", "idx", "url").values(state="pending", tries=0))
 _source = _o.alias("source")
 _PENDING = Prepared(
     select(_o.c.pk, _o.c.attempt_pk, _o.c.idx, _o.c.url, _o.c.tries, _j.c.batch_id, _j.c.job_id)

@@ -24,8 +24,8 @@ from .. import schema as t
 from ..models import AttemptState, JobState
 from . import blobs, journal, outputs, requests
 from .connection import Database
+from .dialect import adding, new_pk
 from .records import ClaimedJob, Flight, PendingOutput
-from .sqlite import new_pk
 from .statements import Prepared, Scoped, inserting
 
 _j, _a = t.jobs, t.attempts
@@ -37,11 +37,15 @@ _ready = and_(
     _j.c.state == JobState.QUEUED, or_(_j.c.not_before.is_(None), _j.c.not_before <= _NOW)
 )
 # Highest priority first, then manifest order: one probe of ix_jobs_(batch_)queue.
+# On PostgreSQL the row is locked until the claim commits, and a row another claim
+# holds is passed over: processes claiming at once take different jobs. (SQLite
+# renders no FOR UPDATE: its claims are serialized by its one writer.)
 _NEXT = Scoped(
     select(_j.c.pk, _j.c.batch_id, _j.c.job_id, _j.c.model_name, _j.c.inputs, _j.c.failures)
     .where(_ready)
     .order_by(_j.c.priority.desc(), _j.c.pk)
     .limit(1)
+    .with_for_update(skip_locked=True)
 )
 _ANY_READY = Scoped(select(literal(1)).select_from(_j).where(_ready).limit(1))
 _WAITING = Scoped(
@@ -59,7 +63,7 @@ _START = Prepared(
         state=JobState.RUNNING, not_before=None, updated_at=_NOW
     )
 )
-_NEW_ATTEMPT = Prepared(
+_NEW_ATTEMPT = adding(
     inserting(_a, "job_pk", "sent_at").values(state=AttemptState.PENDING, uncertain=False)
 )
 _SENT = Prepared(_attempt.values(sent_at=bindparam("sent_at")))
@@ -150,8 +154,8 @@ def claim_next(
             job_pk, batch_id, job_id, model_name, inputs, failures = row
             if admit is not None and not admit(model_name, json.loads(inputs)):
                 return None
-            # Zero rows: the job was canceled meanwhile. The UPDATE began the write
-            # transaction, so the next read sees the queue as it now stands.
+            # Zero rows: the job was canceled meanwhile (SQLite). The UPDATE began the
+            # write transaction, so the next read sees the queue as it now stands.
             if _START(conn, job=job_pk, now=now).rowcount == 1:
                 break
         attempt_pk = new_pk(_NEW_ATTEMPT(conn, job_pk=job_pk, sent_at=now))

@@ -11,7 +11,7 @@ from sqlalchemy import Integer, bindparam, func, literal, select, true
 from .. import schema as t
 from ..errors import UsageError
 from ..models import JobState
-from . import messages, sqlite
+from . import dialect, messages
 from .connection import Database
 from .outputs import of_current_attempt
 from .records import JobOrigin
@@ -53,7 +53,7 @@ _JOBS = Scoped(
     .order_by(_j.c.pk)
 )
 # The input names and meta names the jobs use: the CSV report's columns.
-_input_key = sqlite.json_keys(_j.c.inputs)
+_input_key = dialect.json_keys(_j.c.inputs)
 _INPUT_NAMES = Scoped(
     select(_input_key.c.key)
     .distinct()
@@ -61,7 +61,7 @@ _INPUT_NAMES = Scoped(
     .join(_input_key, true())
     .order_by(_input_key.c.key)
 )
-_meta_key = sqlite.json_keys(_j.c.meta)
+_meta_key = dialect.json_keys(_j.c.meta)
 _META_NAMES = Scoped(
     select(_meta_key.c.key)
     .distinct()
@@ -90,7 +90,7 @@ def resolve_batches(db: Database, batch: str | None) -> list[str]:
     if batch is None:
         return known
     if batch not in known:
-        raise UsageError(messages.unknown_batch(batch, db.path, known))
+        raise UsageError(messages.unknown_batch(batch, db.location, known))
     return [batch]
 
 
@@ -131,10 +131,11 @@ def job_origin(db: Database, job_pk: int) -> JobOrigin:
 
 
 def report_names(db: Database, batches: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """The input names and the meta names that the jobs of `batches` use, sorted."""
+    """The input names and the meta names that the jobs of `batches` use, sorted by
+    code point (as SQLite sorts them, whatever PostgreSQL's collation)."""
     with db.tx() as conn:
-        inputs = [str(k) for k in _INPUT_NAMES(conn, batches).scalars()]
-        meta = [str(k) for k in _META_NAMES(conn, batches).scalars()]
+        inputs = sorted(str(k) for k in _INPUT_NAMES(conn, batches).scalars())
+        meta = sorted(str(k) for k in _META_NAMES(conn, batches).scalars())
     return inputs, meta
 
 

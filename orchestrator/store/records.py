@@ -66,6 +66,9 @@ class Recovery:
     downloads: list[int]  # job pks with outputs still to save
     lost: int  # attempts sent without an answer: resubmitted, marked uncertain
     unsent: int  # attempts created but never sent: dropped
+    # Another process runs the queue (PostgreSQL): nothing was recovered, since what
+    # looks interrupted may be that process's work.
+    others: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,14 @@ order, and failed jobs given another chance (downloaded again when they can be).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import Connection, Float, bindparam, func, select, update
+from sqlalchemy import Connection, Float, Integer, bindparam, func, select, update
 
 from .. import policy
 from .. import schema as t
 from ..models import AttemptState, JobState
-from . import queue
+from . import dialect, queue
 from .connection import Database
 from .outputs import of_current_attempt
 from .records import Flight, Recovery, Requeued
@@ -33,7 +33,7 @@ _IDLE = Prepared(
     )
     .values(state=JobState.QUEUED, updated_at=_NOW)
 )
-_IN_FLIGHT = Prepared(
+_in_flight_rows = (
     select(
         *(_a.c.pk, _a.c.job_pk, _a.c.prediction_id, _a.c.accepted_at),
         *(_j.c.batch_id, _j.c.job_id, _j.c.model_name, _j.c.failures),
@@ -42,7 +42,24 @@ _IN_FLIGHT = Prepared(
     .where(_a.c.state == AttemptState.SUBMITTED)
     .order_by(_a.c.accepted_at)
 )
+_IN_FLIGHT = Prepared(_in_flight_rows)
 _DOWNLOADING = Prepared(select(_j.c.pk).where(_j.c.state == JobState.DOWNLOADING))
+_STOPPED = "the process stopped before the answer"
+
+# One attempt at a time (takeover): its state, whether it was sent, its job's state.
+_ATTEMPT = bindparam("attempt", type_=Integer)
+_ATTEMPT_OF = Prepared(
+    select(_a.c.state, _a.c.sent_at, _a.c.job_pk, _j.c.state)
+    .join(_j, _j.c.pk == _a.c.job_pk)
+    .where(_a.c.pk == _ATTEMPT)
+)
+_DROP_ONE = Prepared(_a.delete().where(_a.c.pk == _ATTEMPT))
+_REQUEUE_RUNNING = Prepared(
+    update(_j)
+    .where(_j.c.pk == bindparam("job", type_=Integer), _j.c.state == JobState.RUNNING)
+    .values(state=JobState.QUEUED, updated_at=_NOW)
+)
+_FLIGHT_OF = Prepared(_in_flight_rows.where(_a.c.pk == _ATTEMPT))
 
 # Failed jobs whose current attempt completed but whose outputs were not all saved.
 _undownloaded = (
@@ -89,7 +106,9 @@ Chooser = Callable[[str, str], bool | None]
 
 
 def recover(db: Database) -> Recovery:
-    """Put the queue back in order after a run that did not finish.
+    """Put the queue back in order after a run that did not finish, if no other
+    process runs it (PostgreSQL: see the store's docstring); either way, this
+    process runs the queue from then on, until `Takeover.leave()`.
 
     Every batch is recovered: predictions of any batch hold account slots, so
     they are polled (and their outputs saved) whichever batch is being run.
@@ -100,19 +119,83 @@ def recover(db: Database) -> Recovery:
     """
     now = db.clock.wall()
     with db.tx() as conn:
-        unsent = _DROP_UNSENT(conn).rowcount
-        lost = _UNANSWERED(conn).all()
-        for attempt_pk, job_pk in lost:
-            queue.mark_lost(conn, now, attempt_pk, job_pk, "the process stopped before the answer")
-        _IDLE(conn, now=now)
-        flights = _in_flight(conn, now)
-        downloads = list(_DOWNLOADING(conn).scalars())
-        # Jobs whose downloads failed earlier get another chance without a new prediction.
-        failed_downloads = redownload_failed(conn, now)
+        alone = dialect.try_alone(conn)
+    try:
+        with db.tx() as conn:
+            return _recover_all(conn, now) if alone else Recovery([], [], 0, 0, others=True)
+    finally:
+        with db.tx() as conn:
+            db.attending += dialect.attend(conn, alone=alone)
+
+
+def _recover_all(conn: Connection, now: float) -> Recovery:
+    unsent = _DROP_UNSENT(conn).rowcount
+    lost = _UNANSWERED(conn).all()
+    for attempt_pk, job_pk in lost:
+        queue.mark_lost(conn, now, attempt_pk, job_pk, _STOPPED)
+    _IDLE(conn, now=now)
+    flights = _in_flight(conn, now)
+    downloads = list(_DOWNLOADING(conn).scalars())
+    # Jobs whose downloads failed earlier get another chance without a new prediction.
+    failed_downloads = redownload_failed(conn, now)
     return Recovery(flights, downloads + failed_downloads, len(lost), unsent)
 
 
-def _in_flight(conn: Connection, now: float) -> list[Flight]:
+class Takeover:
+    """Recovery of named attempts, for processes sharing one PostgreSQL queue
+    (`store.takeover`)."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def attempts(self, attempt_pks: Iterable[int]) -> Recovery:
+        """Recover these attempts, and nothing else: the caller knows that no live
+        process holds them. Unsent ones are dropped and unanswered ones marked
+        uncertain (their jobs queued again); those with a prediction id come back as
+        flights to poll, and completed ones whose job is downloading as downloads."""
+        now = self._db.clock.wall()
+        flights: list[Flight] = []
+        downloads: list[int] = []
+        lost = unsent = 0
+        with self._db.tx() as conn:
+            for attempt_pk in attempt_pks:
+                row = _ATTEMPT_OF(conn, attempt=attempt_pk).first()
+                if row is None:
+                    continue
+                state, sent_at, job_pk, job_state = row
+                if state == AttemptState.PENDING and sent_at is None:
+                    _DROP_ONE(conn, attempt=attempt_pk)
+                    _REQUEUE_RUNNING(conn, job=job_pk, now=now)
+                    unsent += 1
+                elif state == AttemptState.PENDING:
+                    queue.mark_lost(conn, now, attempt_pk, job_pk, _STOPPED)
+                    lost += 1
+                elif state == AttemptState.SUBMITTED:
+                    flights += _in_flight(conn, now, _FLIGHT_OF, attempt=attempt_pk)
+                elif state == AttemptState.COMPLETED and job_state == JobState.DOWNLOADING:
+                    downloads.append(job_pk)
+        return Recovery(flights, downloads, lost, unsent)
+
+    def attend(self) -> None:
+        """Mark this process as running the queue without recovering anything (a
+        process that claims jobs from a PostgreSQL queue calls this or `recover()`
+        first, so that no other process's `recover()` takes its work for a dead
+        run's); until `leave()`, or until the store closes."""
+        with self._db.tx() as conn:
+            self._db.attending += dialect.attend(conn, alone=False)
+
+    def leave(self) -> None:
+        """This process no longer runs the queue (the end of a run): `recover()` in
+        another process may now find it alone. Nothing to do on SQLite."""
+        if self._db.attending:
+            with self._db.tx() as conn:
+                dialect.leave(conn)
+            self._db.attending -= 1
+
+
+def _in_flight(
+    conn: Connection, now: float, query: Prepared = _IN_FLIGHT, **params: int
+) -> list[Flight]:
     return [
         Flight(
             job_pk=r.job_pk,
@@ -124,7 +207,7 @@ def _in_flight(conn: Connection, now: float) -> list[Flight]:
             accepted_at=r.accepted_at or now,
             failures=r.failures,
         )
-        for r in _IN_FLIGHT(conn)
+        for r in query(conn, **params)
     ]
 
 

@@ -7,11 +7,11 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from .. import schema as t
 from .connection import Database
-from .sqlite import new_pk
+from .dialect import adding, new_pk
 from .statements import Prepared, inserting
 
 _r = t.requests
-_LOG = Prepared(inserting(_r, "endpoint", "sent_at"))
+_LOG = adding(inserting(_r, "endpoint", "sent_at"))
 _FINISH = Prepared(
     update(_r).where(_r.c.pk == bindparam("request")).values(done_at=bindparam("now"))
 )

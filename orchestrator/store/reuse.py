@@ -33,8 +33,8 @@ from .. import schema as t
 from ..models import AttemptState, JobState
 from . import journal
 from .connection import Database
+from .dialect import adding, new_pk
 from .records import PendingOutput
-from .sqlite import new_pk
 from .statements import Prepared, inserting
 
 _j, _a, _o = t.jobs, t.attempts, t.outputs
@@ -80,7 +80,7 @@ _REUSABLE = Prepared(
         _j.c.batch_id == bindparam("batch", type_=String), _j.c.state == JobState.QUEUED
     )
 )
-_ATTEMPT_ROW = Prepared(
+_ATTEMPT_ROW = adding(
     inserting(_a, "job_pk").values(
         state=AttemptState.REUSED,
         status="reused",

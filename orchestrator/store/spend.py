@@ -13,7 +13,7 @@ from sqlalchemy import Float, Integer, bindparam, func, or_, select, update
 from .. import schema as t
 from ..models import AttemptState, JobState
 from .connection import Database
-from .sqlite import new_pk
+from .dialect import adding, new_pk
 from .statements import Prepared, Scoped, inserting
 
 _j, _a, _o, _l, _b = t.jobs, t.attempts, t.outputs, t.ledger, t.balance_checks
@@ -22,7 +22,7 @@ _SINCE = bindparam("since", type_=Float)
 # Credits per output of each completed, charged prediction, rounded up; the highest
 # per model. Integer division on both sides: (c + n - 1) / n is the ceiling.
 _outputs = select(_o.c.attempt_pk, func.count().label("n")).group_by(_o.c.attempt_pk).subquery()
-_rate = (_a.c.credits + _outputs.c.n - 1) / _outputs.c.n
+_rate = (_a.c.credits + _outputs.c.n - 1) // _outputs.c.n
 _RATES = Prepared(
     select(_j.c.model_name, func.max(_rate))
     .select_from(_a)
@@ -57,7 +57,7 @@ _EARLIER_REFUNDS = Prepared(
     .join(_a, _a.c.pk == _l.c.attempt_pk)
     .where(_l.c.at >= _SINCE, _l.c.credits < 0, _a.c.accepted_at < _SINCE)
 )
-_START = Prepared(inserting(_b, "batches", "started_at", "balance_before"))
+_START = adding(inserting(_b, "batches", "started_at", "balance_before"))
 _FINISH = Prepared(
     update(_b)
     .where(_b.c.pk == bindparam("check", type_=Integer))

@@ -5,12 +5,13 @@ Why not `conn.execute(stmt)`: SQLAlchemy caches the compiled form too, but its w
 on every execution (parameter processing, result typing) costs about 50 us for a
 one-row UPDATE that takes 12 us this way, and the scheduler runs some twenty
 statements per job. The columns of schema.py need no type processing: the driver
-binds and returns numbers and text itself, and the one boolean reads back as 0/1.
+binds and returns numbers and text itself, and the one boolean reads back as 0/1
+(SQLite) or as a bool (PostgreSQL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -35,12 +36,18 @@ from .. import schema as t
 
 class Prepared:
     """A Core statement with named parameters (`bindparam`), compiled on first use.
-    Values fixed in the statement (`state="queued"`, `.limit(1)`) are bound for you."""
+    Values fixed in the statement (`state="queued"`, `.limit(1)`) are bound for you.
+    `variants` names another statement for a dialect (`postgresql=...`): one that
+    says the same in that dialect's own words (see dialect.py), or a function that
+    builds it on first use (so that SQLite never imports PostgreSQL's dialect)."""
 
-    __slots__ = ("_compiled", "statement")
+    __slots__ = ("_compiled", "statement", "variants")
 
-    def __init__(self, statement: ClauseElement):
+    def __init__(
+        self, statement: ClauseElement, **variants: ClauseElement | Callable[[], ClauseElement]
+    ):
         self.statement = statement
+        self.variants = variants
         self._compiled: dict[str, tuple[str, Sequence[str] | None, dict[str, Any]]] = {}
 
     def __call__(self, conn: Connection, /, **params: Any) -> CursorResult[*tuple[Any, ...]]:
@@ -55,25 +62,30 @@ class Prepared:
         return conn.exec_driver_sql(sql, tuple(map(params.__getitem__, order)))
 
     def _compile(self, dialect: Dialect) -> tuple[str, Sequence[str] | None, dict[str, Any]]:
-        compiled = self.statement.compile(dialect=dialect)
+        statement = self.variants.get(dialect.name, self.statement)
+        if not isinstance(statement, ClauseElement):
+            statement = statement()
+        compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         if compiled.post_compile_params:  # `in_(list)`: name one bindparam per item instead
             raise TypeError(f"values rendered per execution are not supported: {compiled}")
+        sqlite = dialect.name == "sqlite"
         fixed = {
-            name: _plain(bind.effective_value)
+            name: _plain(bind.effective_value, sqlite=sqlite)
             for bind, name in compiled.bind_names.items()
             if not bind.required
         }
         return compiled.string, compiled.positiontup, fixed
 
 
-def _plain(value: Any) -> Any:
-    """An enum member or a bool as the str or int it stands for: sqlite3 binds exact
-    str and int at once, but tries (and fails) to adapt their subclasses, raising and
-    catching two AttributeErrors per parameter."""
+def _plain(value: Any, *, sqlite: bool) -> Any:
+    """An enum member as the str it stands for, and for SQLite a bool as an int:
+    sqlite3 binds exact str and int at once, but tries (and fails) to adapt their
+    subclasses, raising and catching two AttributeErrors per parameter. PostgreSQL
+    keeps its bools: its boolean column takes no integer."""
     if isinstance(value, Enum):
         return value.value
-    return int(value) if isinstance(value, bool) else value
+    return int(value) if sqlite and isinstance(value, bool) else value
 
 
 S = TypeVar("S", Select[*tuple[Any, ...]], Update)

@@ -4,6 +4,7 @@ filters (a completed prediction is downloaded again, never bought again), cancel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from orchestrator.store import Store, queue
 from ..conftest import jobs, run, settings_for
 from .test_engine import assert_outputs_match
 
+pytestmark = pytest.mark.both_databases
+
 
 def _cdn_down(server, down: bool) -> None:  # type: ignore[no-untyped-def]
     faults = Faults(http_500={"cdn": 1.0}) if down else Faults()
@@ -25,7 +28,7 @@ def _cdn_down(server, down: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_retry_after_a_download_failed_for_good_only_downloads_again(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """Every download fails for good; `retry` queues the jobs for download only: the
     second run sends no /run at all, and the saved files are what the sandbox made."""
@@ -39,12 +42,14 @@ def test_retry_after_a_download_failed_for_good_only_downloads_again(
     _cdn_down(server, False)
     retried = batches.retry(store, "b", url_ttl=settings.output_url_ttl)
     assert (retried.requeued.downloads, retried.requeued.predictions) == (4, 0)
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 4}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 4}
     assert len(server.state.arrivals("run")) == runs_before == 4
     assert_outputs_match(store, server)
 
 
-def test_retry_after_the_urls_expired_predicts_again(sandbox, store: Store, tmp_path: Path) -> None:
+def test_retry_after_the_urls_expired_predicts_again(
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
+) -> None:
     """A failed download whose URLs may have expired is predicted again."""
     server = sandbox(latency={"*": (1.0, 2.0)})
     store.ingest("b", "m.yaml", jobs(1))
@@ -54,12 +59,12 @@ def test_retry_after_the_urls_expired_predicts_again(sandbox, store: Store, tmp_
     _cdn_down(server, False)
     retried = batches.retry(store, "b", url_ttl=0.0)
     assert (retried.requeued.downloads, retried.requeued.predictions) == (0, 1)
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 1}
     assert len(server.state.arrivals("run")) == 2
 
 
 def test_retry_skips_permanent_failures_unless_error_names_them(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """PoseError is left alone (and said so) until --error names it; --job narrows it
     to the jobs named; a PipelineError that used up its attempts runs again."""
@@ -74,13 +79,13 @@ def test_retry_skips_permanent_failures_unless_error_names_them(
     assert (first.requeued.predictions, first.requeued.skipped) == (1, {"PoseError": 2})
     assert "skipped 2 that failed with PoseError" in first.lines()[1]
     assert "--error PoseError" in first.lines()[1]
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1, "failed": 2}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 1, "failed": 2}
 
     second = batches.retry(
         store, "b", url_ttl=settings.output_url_ttl, errors=["PoseError"], job_ids=["pose-0"]
     )
     assert (second.requeued.predictions, second.requeued.skipped) == (1, {})
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1, "failed": 2}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 1, "failed": 2}
     runs = server.state.runs_by_fingerprint()
     assert [runs[s.fingerprint] for s in specs] == [2, 1, 4]
 
@@ -111,13 +116,14 @@ def test_retry_filters_by_error_name_and_reports_jobs_that_did_not_fail(
     assert store.state_counts(["b"]) == {"completed": 1, "failed": 1}
 
 
+@pytest.mark.sqlite_only  # PostgreSQL's claim locks the row: the cancel would wait for it
 def test_a_job_canceled_between_the_claims_read_and_its_write_is_not_claimed(
-    monkeypatch: pytest.MonkeyPatch, store: Store
+    monkeypatch: pytest.MonkeyPatch, store: Store, reopen: Callable[[], Store]
 ) -> None:
     """Another connection cancels the very job the claim has just read: the claim's
     guarded write takes nothing, and it claims the next queued job instead."""
     store.ingest("b", "m.yaml", jobs(2))
-    other = Store(store.path)
+    other = reopen()
     real_next = queue._NEXT
     raced: list[str] = []
 

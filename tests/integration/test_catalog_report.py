@@ -11,6 +11,7 @@ import io
 import json
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def test_meta_round_trips_from_every_format_into_every_report(store: Store, tmp_
 
 
 def test_a_meta_template_writes_there_and_is_kept_with_the_batch(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """{meta.sku} names the folder; a later process (resume) uses the stored template."""
     server = sandbox(latency={"*": (1.0, 2.0)})
@@ -177,7 +178,7 @@ def test_a_meta_template_writes_there_and_is_kept_with_the_batch(
     queue_manifest(store, manifest, template=template)
     queue_manifest(store, manifest)  # submitted again without a template: it stays
     out = tmp_path / "out"
-    assert run(Store(store.path), settings_for(server, out), ["m"]).counts == {"completed": 2}
+    assert run(reopen(), settings_for(server, out), ["m"]).counts == {"completed": 2}
     saved = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert saved == [
         "m/SKU-A/tryon-max-0.png",

@@ -4,7 +4,7 @@ every error class, and nothing paid twice. Time is scaled; nothing asserts on wa
 from __future__ import annotations
 
 import hashlib
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -17,7 +17,9 @@ from orchestrator.report import job_reports
 from orchestrator.sandbox import Faults, Limits
 from orchestrator.store import Store
 
-from ..conftest import jobs, run, settings_for
+from ..conftest import jobs, run, scalar, settings_for
+
+pytestmark = pytest.mark.both_databases
 
 
 def assert_outputs_match(store: Store, server) -> None:  # type: ignore[no-untyped-def]
@@ -68,14 +70,16 @@ def test_long_predictions_fill_every_slot_and_no_more(
     assert state.rejections == {}
 
 
-def test_a_quick_restart_does_not_breach_the_window(sandbox, store: Store, tmp_path: Path) -> None:
+def test_a_quick_restart_does_not_breach_the_window(
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
+) -> None:
     """A second run right after a first one counts the first one's requests."""
     server = sandbox(latency={"*": (1.0, 2.0)})
     settings = settings_for(server, tmp_path / "out")
     store.ingest("first", "m.yaml", jobs(45, prefix="a"))
     run(store, settings, ["first"])
     store.ingest("second", "m.yaml", jobs(45, prefix="b"))
-    outcome = run(Store(store.path), settings, ["second"])
+    outcome = run(reopen(), settings, ["second"])
     assert outcome.counts == {"completed": 45}
     assert server.state.max_in_window("run") <= 50
     assert server.state.max_in_window("status") <= 50
@@ -212,7 +216,7 @@ def test_stuck_prediction_is_given_up_and_retried(sandbox, store: Store, tmp_pat
 
 
 def test_unknown_prediction_id_is_a_retryable_failure(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """404 on /status: the attempt failed; a new prediction completes the job."""
     server = sandbox(latency={"*": (1.0, 2.0)})
@@ -220,7 +224,7 @@ def test_unknown_prediction_id_is_a_retryable_failure(
     claimed = store.claim_next(None)
     assert claimed is not None
     store.record_accepted(claimed, "no-such-prediction-u1", 0, claimed.request_pk)
-    outcome = run(Store(store.path), settings_for(server, tmp_path / "out"), ["b"])
+    outcome = run(reopen(), settings_for(server, tmp_path / "out"), ["b"])
     (job,) = job_reports(store, ["b"])
     assert outcome.counts == {"completed": 1}
     assert job["attempts"][0]["error"].startswith("NotFound")
@@ -238,7 +242,7 @@ def test_base64_outputs_are_saved(sandbox, store: Store, tmp_path: Path) -> None
 
 
 def test_stop_then_resume_finishes_without_paying_twice(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """Interrupted mid-run, resumed: in-flight predictions are polled, never resubmitted."""
     server = sandbox(latency={"*": (5.0, 10.0)})
@@ -254,7 +258,7 @@ def test_stop_then_resume_finishes_without_paying_twice(
     with pytest.raises(Exception, match="resume"):
         anyio.run(engine.run)
     assert store.state_counts(["b"]).get("running", 0) > 0
-    outcome = run(Store(store.path), settings, ["b"])
+    outcome = run(reopen(), settings, ["b"])
     assert outcome.counts == {"completed": 30}
     assert set(server.state.runs_by_fingerprint().values()) == {1}
     assert server.state.max_in_window("run") <= 50
@@ -262,7 +266,7 @@ def test_stop_then_resume_finishes_without_paying_twice(
 
 
 def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """A 429 proves nothing was created: a process that dies while waiting it out
     leaves no attempt marked uncertain (no double charge can be suspected)."""
@@ -271,9 +275,8 @@ def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
     engine = Engine(store, settings_for(server, tmp_path / "out"), batches=["b"])
 
     def refused() -> int:
-        with sqlite3.connect(f"file:{store.path}?mode=ro", uri=True) as conn:
-            sql = "SELECT count(*) FROM attempts WHERE state = 'pending' AND sent_at IS NULL"
-            return int(conn.execute(sql).fetchone()[0])
+        sql = "SELECT count(*) FROM attempts WHERE state = 'pending' AND sent_at IS NULL"
+        return int(scalar(store, sql))
 
     async def killed_while_waiting() -> None:
         with anyio.move_on_after(5.0) as scope:
@@ -288,14 +291,14 @@ def test_a_kill_during_a_429_wait_leaves_no_uncertain_attempt(
 
     anyio.run(killed_while_waiting)
     assert server.state.rejections.get("RateLimitExceeded", 0) >= 1
-    recovery = Store(store.path).recover()
+    recovery = reopen().recover()
     assert recovery.lost == 0
     assert store.uncertain_count(["b"]) == 0
     assert len(recovery.flights) == 2
 
 
 def test_progress_of_one_batch_is_not_moved_by_another_batch(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """Resuming batch b while batch a has predictions in flight: b's progress counts
     only b's jobs, never a negative number, and ends as the store says."""
@@ -316,7 +319,7 @@ def test_progress_of_one_batch_is_not_moved_by_another_batch(
 
     seen: list[dict[str, int]] = []
     second = Engine(
-        Store(store.path),
+        reopen(),
         settings,
         batches=["b"],
         on_progress=lambda p: seen.append(dict(p.counts)),

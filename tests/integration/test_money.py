@@ -4,7 +4,6 @@ refunds included. Assertions read the sandbox's own account and the database."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,9 @@ from orchestrator.sandbox import Faults, SandboxServer
 from orchestrator.service import validate_manifest
 from orchestrator.store import Store
 
-from ..conftest import jobs, run, settings_for
+from ..conftest import jobs, run, scalar, settings_for
+
+pytestmark = pytest.mark.both_databases
 
 
 def stats(server: SandboxServer) -> dict:  # type: ignore[type-arg]
@@ -143,7 +144,9 @@ def test_validate_estimates_from_the_ledger_and_reads_the_balance(
         + "".join(f"bg-{i},background-remove,https://x/{i}.png,,\n" for i in range(10))
     )
     before = stats(server)
-    estimate = validate_manifest(store.path, manifest, api_key="sandbox", base_url=server.base_url)
+    estimate = validate_manifest(
+        store.location, manifest, api_key="sandbox", base_url=server.base_url
+    )
     after = stats(server)
     assert estimate.by_model == {"background-remove": (10, 10), "reframe": (40, 120)}
     assert estimate.sources == {"background-remove": "ledger", "reframe": "table"}
@@ -170,20 +173,19 @@ def test_validate_against_a_queue_writes_nothing_and_finds_its_clashes(
         "    inputs: {image: https://x/a.png}\n"
     )
     with pytest.raises(ManifestError, match="JOB-0"):
-        validate_manifest(store.path, twin)
+        validate_manifest(store.location, twin)
     fine = tmp_path / "fine.yaml"
     fine.write_text(
         f"batch: b\njobs:\n  - id: new\n    model_name: background-remove\n"
         f"    inputs: {{image: {photo}}}\n"
     )
-    before = {t: count(store.path, t) for t in ("jobs", "batches", "blobs", "events")}
-    estimate = validate_manifest(store.path, fine)
+    before = {t: count(store, t) for t in ("jobs", "batches", "blobs", "events")}
+    estimate = validate_manifest(store.location, fine)
     assert estimate.jobs == 1
-    assert {t: count(store.path, t) for t in before} == before
+    assert {t: count(store, t) for t in before} == before
     store.ingest("b", str(fine), read_manifest(fine).jobs())  # what submit would store
-    assert count(store.path, "blobs") == before["blobs"] + 1
+    assert count(store, "blobs") == before["blobs"] + 1
 
 
-def count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+def count(store: Store, table: str) -> int:
+    return int(scalar(store, f"SELECT count(*) FROM {table}"))

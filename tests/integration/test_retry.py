@@ -3,8 +3,11 @@ bought again, while its output URLs are valid; outputs belong to one attempt."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from orchestrator.models import JobState
 from orchestrator.report import job_reports
@@ -15,6 +18,8 @@ from orchestrator.store import Store
 from ..conftest import jobs, run, settings_for
 from .test_engine import assert_outputs_match
 
+pytestmark = pytest.mark.both_databases
+
 
 def _cdn_down(server, down: bool) -> None:  # type: ignore[no-untyped-def]
     faults = Faults(http_500={"cdn": 1.0}) if down else Faults()
@@ -22,7 +27,7 @@ def _cdn_down(server, down: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_retry_failed_downloads_again_and_never_buys_again(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """The CDN fails for a whole run, then works: retrying the failed jobs sends no
     /run, completes every job, and each report lists only its current outputs."""
@@ -36,7 +41,7 @@ def test_retry_failed_downloads_again_and_never_buys_again(
 
     _cdn_down(server, False)
     assert requeue_failed(store, ["b"]) == 5
-    second = run(Store(store.path), settings, ["b"])
+    second = run(reopen(), settings, ["b"])
     assert second.counts == {"completed": 5}
     assert len(server.state.predictions()) == 5  # nothing bought twice
     assert_outputs_match(store, server)
@@ -45,7 +50,7 @@ def test_retry_failed_downloads_again_and_never_buys_again(
 
 
 def test_retry_failed_buys_again_when_the_prediction_failed(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """A job whose prediction failed for good gets a new prediction on retry."""
     server = sandbox(latency={"*": (1.0, 2.0)})
@@ -53,11 +58,13 @@ def test_retry_failed_buys_again_when_the_prediction_failed(
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"failed": 1}
     assert requeue_failed(store, ["b"]) == 1
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 1}
     assert len(server.state.predictions()) == 2
 
 
-def test_replaced_job_reports_only_the_new_outputs(sandbox, store: Store, tmp_path: Path) -> None:
+def test_replaced_job_reports_only_the_new_outputs(
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
+) -> None:
     """--replace: the old attempt's outputs are not reported for the new inputs."""
     server = sandbox(latency={"*": (1.0, 2.0)})
     store.ingest("b", "m.yaml", jobs(1))
@@ -67,7 +74,7 @@ def test_replaced_job_reports_only_the_new_outputs(sandbox, store: Store, tmp_pa
     store.ingest("b", "m.yaml", changed, replace=True)
     (job,) = job_reports(store, ["b"])
     assert job["state"] == JobState.QUEUED and job["outputs"] == []
-    assert run(Store(store.path), settings, ["b"]).counts == {"completed": 1}
+    assert run(reopen(), settings, ["b"]).counts == {"completed": 1}
     (job,) = job_reports(store, ["b"])
     (output,) = job["outputs"]
     newest = job["attempts"][-1]["prediction_id"]

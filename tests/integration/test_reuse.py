@@ -5,6 +5,7 @@ back to the queue when the file it would take is gone or changed."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.models import JobSpec, JobState
@@ -32,7 +33,7 @@ def outputs_by_job(store: Store, batch: str) -> dict[str, list[tuple[str, str, i
 
 
 def test_reuse_sends_no_run_and_takes_identical_files(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """A second batch of the same jobs with reuse: no /run, 0 credits, the same sha256
     (hard links), the report naming the job reused; without reuse they run again."""
@@ -43,7 +44,7 @@ def test_reuse_sends_no_run_and_takes_identical_files(
     runs = len(server.state.arrivals("run"))
 
     assert store.ingest("again", "m.yaml", catalog(), reuse=True).reused == 4
-    outcome = run(Store(store.path), settings, ["again"])
+    outcome = run(reopen(), settings, ["again"])
     assert outcome.counts == {"completed": 4}
     assert outcome.credits == 0
     assert len(server.state.arrivals("run")) == runs
@@ -61,12 +62,12 @@ def test_reuse_sends_no_run_and_takes_identical_files(
         assert [(a["status"], a["credits"]) for a in job["attempts"]] == [("reused", 0)]
 
     store.ingest("fresh", "m.yaml", catalog())
-    assert run(Store(store.path), settings, ["fresh"]).counts == {"completed": 4}
+    assert run(reopen(), settings, ["fresh"]).counts == {"completed": 4}
     assert len(server.state.arrivals("run")) == runs + 4
 
 
 def test_reuse_is_recorded_with_the_jobs_and_finished_after_a_restart(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """Queued with reuse, the jobs wait as downloads: a later process (resume) links
     them, clearing what a killed one left (a partial file, a link made but not recorded)."""
@@ -84,7 +85,7 @@ def test_reuse_is_recorded_with_the_jobs_and_finished_after_a_restart(
     os.link(first["job-0"][0][0], folder / "0.png")  # linked, then killed
     (folder / ".0.png.abcd1234.part").write_bytes(b"half")  # killed while writing
 
-    reopened = Store(store.path)
+    reopened = reopen()
     assert run(reopened, settings, ["again"]).counts == {"completed": 2}
     assert len(server.state.arrivals("run")) == runs
     assert sorted(p.name for p in folder.iterdir()) == ["0.png"]
@@ -92,7 +93,7 @@ def test_reuse_is_recorded_with_the_jobs_and_finished_after_a_restart(
 
 
 def test_a_changed_source_file_sends_the_job_to_a_prediction(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """A file edited since it was saved is not reused: that job alone is predicted."""
     server = sandbox(latency={"*": (1.0, 2.0)})
@@ -103,7 +104,7 @@ def test_a_changed_source_file_sends_the_job_to_a_prediction(
     Path(outputs_by_job(store, "first")["job-1"][0][0]).write_bytes(b"edited by hand")
 
     store.ingest("again", "m.yaml", jobs(3), reuse=True)
-    assert run(Store(store.path), settings, ["again"]).counts == {"completed": 3}
+    assert run(reopen(), settings, ["again"]).counts == {"completed": 3}
     assert len(server.state.arrivals("run")) == runs + 1
     reports = {job["id"]: job for job in job_reports(store, ["again"])}
     assert reports["job-1"]["reused_from"] is None

@@ -1,15 +1,18 @@
-"""The SQLite queue on a real file: ingest, claims, recovery, migrations."""
+"""The queue on a real database, a SQLite file and a PostgreSQL database: ingest,
+claims, recovery, migrations."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from orchestrator.errors import ChangedJobError, ManifestError, Problem, UsageError
 from orchestrator.locking import queue_lock
@@ -30,19 +33,17 @@ def spec(
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "queue.db")
+pytestmark = pytest.mark.both_databases
 
 
-def test_migrations_produce_the_schema(tmp_path: Path) -> None:
+def test_migrations_produce_the_schema(store: Store) -> None:
     """A blank database migrated to head has exactly the tables and indexes of schema.py."""
-    s = Store(tmp_path / "fresh.db")
-    with s.engine.connect() as conn:
+    with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 
 
+@pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     """WAL lets `status` read while a run writes."""
     conn = sqlite3.connect(store.path)
@@ -109,6 +110,7 @@ def test_claim_order_is_priority_then_manifest_order(store: Store) -> None:
     assert order == ["high", "low1", "low2"]
 
 
+@pytest.mark.sqlite_only
 def test_claiming_for_a_batch_does_not_walk_other_batches(store: Store) -> None:
     """A batch's next job is one index probe, however many jobs of other batches wait
     ahead of it (counted in SQLite virtual-machine steps, not in time)."""
@@ -141,19 +143,19 @@ def test_claim_commits_the_attempt_before_sending(store: Store) -> None:
     store.ingest("b", "m.yaml", [spec("a")])
     claimed = store.claim_next(None)
     assert claimed is not None
-    conn = sqlite3.connect(store.path)
-    state, sent = conn.execute("SELECT state, sent_at FROM attempts").fetchone()
+    with store.engine.connect() as conn:  # another connection: what is committed
+        state, sent = conn.execute(text("SELECT state, sent_at FROM attempts")).one()
     assert state == AttemptState.PENDING and sent is not None
 
 
-def test_recover_sorts_out_what_a_crash_left(store: Store) -> None:
+def test_recover_sorts_out_what_a_crash_left(store: Store, reopen: Callable[[], Store]) -> None:
     """In flight with an id: polled. Sent without an answer: requeued and uncertain."""
     store.ingest("b", "m.yaml", [spec("a"), spec("b"), spec("c")])
     flying = store.claim_next(None)
     lost = store.claim_next(None)
     assert flying is not None and lost is not None
     store.record_accepted(flying, "pred-1-u1", 1, flying.request_pk)
-    recovery = Store(store.path).recover()
+    recovery = reopen().recover()
     assert [f.prediction_id for f in recovery.flights] == ["pred-1-u1"]
     assert recovery.lost == 1
     assert store.uncertain_count(None) == 1
@@ -176,6 +178,7 @@ def test_failed_prediction_is_refunded(store: Store) -> None:
     assert store.failure_reasons(None) == [("PoseError: no pose", 1)]
 
 
+@pytest.mark.sqlite_only
 def test_only_one_runner_per_database(store: Store) -> None:
     """A second run lock on the same database is refused with advice."""
     with (
@@ -222,14 +225,16 @@ def test_reopening_a_current_database_skips_alembic(tmp_path: Path) -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_unanswered_requests_are_remembered_for_the_next_run(store: Store) -> None:
+def test_unanswered_requests_are_remembered_for_the_next_run(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
     """A request logged but never answered (the process died) is handed to the next run."""
     import time as clock
 
     answered = store.requests.log("status")
     store.requests.finish(answered)
     store.requests.log("status")
-    rows = Store(store.path).requests.recent("status", since=clock.time() + 1)
+    rows = reopen().requests.recent("status", since=clock.time() + 1)
     assert [done is None for _sent, done in rows] == [True]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def test_lost_late_and_doubled_webhooks_over_http(sandbox, store: Store, tmp_pat
 
 
 def test_a_resumed_run_takes_over_the_webhooks_of_a_stopped_one(
-    sandbox, store: Store, tmp_path: Path
+    sandbox, store: Store, reopen: Callable[[], Store], tmp_path: Path
 ) -> None:
     """A run stopped with predictions in flight; the next, on the same address, polls
     them and accepts their webhooks (sent to the first run's token): all complete, none
@@ -119,7 +120,7 @@ def test_a_resumed_run_takes_over_the_webhooks_of_a_stopped_one(
             )
         }
     assert in_flight
-    second = Engine(Store(store.path), settings)
+    second = Engine(reopen(), settings)
     outcome = anyio.run(second.run)
     assert outcome.counts == {"completed": 30}
     assert set(server.state.runs_by_fingerprint().values()) == {1}
