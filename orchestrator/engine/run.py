@@ -12,6 +12,7 @@ import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +35,7 @@ from .state import RunState, StopReason
 from .submitter import Submitter
 
 if TYPE_CHECKING:
+    from ..fleet.member import FleetMember
     from ..webhooks.endpoint import Webhooks
 
 log = logging.getLogger("orchestrator")
@@ -56,7 +58,8 @@ class Engine:
 
     `clock`, `transport` (httpx, for the API and the output URLs alike) and
     `blocking` (how file writes leave the event loop) are what the virtual-time
-    tests replace; see testing.py.
+    tests replace; see testing.py. With `fleet`, it runs one account as a worker of a
+    fleet (orchestrator/fleet/): its limits are shared through the database.
     """
 
     def __init__(
@@ -72,8 +75,10 @@ class Engine:
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         blocking: BlockingRunner = anyio.to_thread.run_sync,
+        fleet: FleetMember | None = None,
     ):
         self.store = store
+        self.fleet = fleet
         self.settings = settings
         self.batches = list(batches) if batches is not None else None
         self.on_progress = on_progress
@@ -81,9 +86,15 @@ class Engine:
         self.handle_signals = handle_signals
         self.clock = clock
         self.state = RunState(settings, clock, rng or random.Random())
-        self.run_window = SlidingWindow(settings.run_limit, clock=clock.monotonic)
-        self.status_window = SlidingWindow(
-            settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
+        self.run_window, self.status_window = (
+            fleet.windows(settings, clock)
+            if fleet is not None
+            else (
+                SlidingWindow(settings.run_limit, clock=clock.monotonic),
+                SlidingWindow(
+                    settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
+                ),
+            )
         )
         self._transport = transport
         # Few connections: httpcore scans its whole pool on every request, so a pool
@@ -118,7 +129,9 @@ class Engine:
         recovery = self._recover()
         counts, _ = self.store.progress(self.batches)
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
-        seed_windows(self.store, self.clock, self.settings, (self.run_window, self.status_window))
+        if self.fleet is None:  # a fleet's windows are the database's own
+            windows = (self.run_window, self.status_window)
+            seed_windows(self.store, self.clock, self.settings, windows)
         api_http, cdn = self._clients()
         self.store.record_run("run-start", self.batches, "run started")
         try:
@@ -133,6 +146,8 @@ class Engine:
     # -- set-up -------------------------------------------------------------------
 
     def _recover(self) -> Recovery:
+        if self.fleet is not None:  # only what dead workers held, never a live one's
+            return self.fleet.take_over()
         recovery = self.store.recover()
         if recovery.unsent:
             log.info("%d job(s) of an earlier run were never sent: queued again", recovery.unsent)
@@ -208,6 +223,7 @@ class Engine:
                 on_accepted=poller.adopt,
                 budget=self.budget,
                 webhook_url=self.webhooks.url_for if self.webhooks else None,
+                fleet=self.fleet,
             )
             offset = self.clock.wall() - self.clock.monotonic()
             for flight in recovery.flights:
@@ -219,6 +235,9 @@ class Engine:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)
             tg.start_soon(poller.run)
+            if self.fleet is not None:
+                adopt = partial(poller.adopt, unannounced=True)
+                tg.start_soon(self.fleet.watch, state, adopt, downloader.start)
             if self.on_progress is not None:
                 tg.start_soon(self._reporter)
             if self.handle_signals:

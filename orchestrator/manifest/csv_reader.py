@@ -34,13 +34,14 @@ _CELL_LIMIT: Final = 64 * 1024 * 1024
 class CsvColumns:
     """Which cell holds which field, from the header."""
 
-    __slots__ = ("id", "inputs", "meta", "model_name", "priority", "width")
+    __slots__ = ("account", "id", "inputs", "meta", "model_name", "priority", "width")
 
     def __init__(self, width: int):
         self.width = width
         self.id: int | None = None
         self.model_name: int | None = None
         self.priority: int | None = None
+        self.account: int | None = None
         # (cell index, input name, text → value converter or None)
         self.inputs: list[tuple[int, str, Callable[[str], Any] | None]] = []
         self.meta: list[tuple[int, str]] = []  # (cell index, meta name)
@@ -100,6 +101,8 @@ def _columns(header: list[str], findings: Findings) -> CsvColumns | None:
             cols.model_name = index
         elif name == "priority":
             cols.priority = index
+        elif name == "account":
+            cols.account = index
         elif name.startswith("inputs.") and len(name) > len("inputs."):
             key = name[len("inputs.") :]
             convert = _to_int if key in INT_INPUTS else _to_bool if key in BOOL_INPUTS else None
@@ -127,6 +130,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
     width, model_col = cols.width, cols.model_name
     assert model_col is not None  # _columns returns None without it
     id_col, priority_col, input_cols, meta_cols = cols.id, cols.priority, cols.inputs, cols.meta
+    account_col = cols.account
     findings, job = validator.findings, validator.job
     problem, pending = findings.problem, findings.pending
     previous = reader.line_num
@@ -173,7 +177,10 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
                         continue
                 inputs[key] = value
             meta = _meta(row, meta_cols, size) if meta_cols else None
-            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta)
+            account: Any = MISSING
+            if account_col is not None and account_col < size:
+                account = row[account_col].strip() or MISSING
+            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta, account)
             if pending:
                 yield from findings.drain()
             if spec is not None:
@@ -222,12 +229,13 @@ def _unknown_column(name: str, index: int) -> str:
         f" (did you mean 'inputs.{name}'?)"
         if name in ALL_INPUTS
         else did_you_mean(
-            name, ["id", "model_name", "priority", *(f"inputs.{n}" for n in ALL_INPUTS)]
+            name,
+            ["id", "model_name", "priority", "account", *(f"inputs.{n}" for n in ALL_INPUTS)],
         )
     )
     shown = repr(name) if name else f"number {index + 1} (no name)"
     return (
-        f"unknown column {shown}{hint}; columns are id, model_name, priority, "
+        f"unknown column {shown}{hint}; columns are id, model_name, priority, account, "
         "one inputs.<name> per input and meta.<name> for your own data: rename or delete it"
     )
 

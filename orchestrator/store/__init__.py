@@ -38,6 +38,7 @@ from . import (
 from .batches import Batches
 from .blobs import BLOB_THRESHOLD
 from .connection import Database, _current_revision, _migrations_dir, _newest_revision
+from .fleet import Fleet, Gate
 from .names import Naming
 from .records import (
     BatchInfo,
@@ -82,6 +83,7 @@ class Store:
         self.requests = RequestLog(self._db)  # /run and /status requests sent
         self.batches = Batches(self._db)  # the list of batches, cancel
         self.sheet = SheetReads(self._db)  # what the contact sheet reads
+        self.fleet = Fleet(self._db)  # workers, leases, and each account's shared limits
 
     @property
     def engine(self) -> Engine:
@@ -164,10 +166,12 @@ class Store:
         *,
         log_request: bool = True,
         admit: Callable[[str, dict[str, Any]], bool] | None = None,
+        gate: Gate | None = None,
     ) -> ClaimedJob | None:
         """Take the next ready job and commit an attempt row for the `/run` about to go;
-        None when no job is ready, or `admit(model, inputs)` refuses the next one."""
-        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit)
+        None when no job is ready, or `admit(model, inputs)` refuses the next one, or
+        the `gate` (a fleet's account) has no free slot."""
+        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit, gate=gate)
 
     def has_ready(self, batches: Sequence[str] | None) -> bool:
         return queue.has_ready(self._db, batches)
@@ -312,7 +316,9 @@ __all__ = [
     "Canceled",
     "Chooser",
     "ClaimedJob",
+    "Fleet",
     "Flight",
+    "Gate",
     "IngestResult",
     "JobOrigin",
     "OrchestratorError",
