@@ -86,16 +86,7 @@ class Engine:
         self.handle_signals = handle_signals
         self.clock = clock
         self.state = RunState(settings, clock, rng or random.Random())
-        self.run_window, self.status_window = (
-            fleet.windows(settings, clock)
-            if fleet is not None
-            else (
-                SlidingWindow(settings.run_limit, clock=clock.monotonic),
-                SlidingWindow(
-                    settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
-                ),
-            )
-        )
+        self.run_window, self.status_window = _windows(settings, clock, fleet)
         self._transport = transport
         # Few connections: httpcore scans its whole pool on every request, so a pool
         # larger than the requests that can usefully be under way costs CPU for nothing.
@@ -311,6 +302,19 @@ class Engine:
                     self.state.abort(Interrupted("stopped at once: run `orchestrator resume`"))
                     return
                 self.request_stop(f"received {signal.Signals(signum).name}")
+
+
+def _windows(
+    settings: Settings, clock: Clock, fleet: FleetMember | None
+) -> tuple[SlidingWindow, SlidingWindow]:
+    """The run and status windows: this process's own, or the fleet's account's."""
+    if fleet is not None:
+        return fleet.windows(settings, clock)
+    run = SlidingWindow(settings.run_limit, clock=clock.monotonic)
+    status = SlidingWindow(
+        settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
+    )
+    return run, status
 
 
 def seed_windows(

@@ -149,9 +149,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
             if size > width and any(row[width:]):
                 ok = False
                 problem(line, None, _extra_cells(size, width))
-            job_id: Any = MISSING
-            if id_col is not None and id_col < size:
-                job_id = row[id_col].strip() or MISSING
+            job_id: Any = _cell(row, id_col, size)
             priority: Any = MISSING
             if priority_col is not None and priority_col < size:
                 cell = row[priority_col].strip()
@@ -177,9 +175,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
                         continue
                 inputs[key] = value
             meta = _meta(row, meta_cols, size) if meta_cols else None
-            account: Any = MISSING
-            if account_col is not None and account_col < size:
-                account = row[account_col].strip() or MISSING
+            account: Any = _cell(row, account_col, size)
             spec = job(line, model_name, inputs, job_id, priority, None, ok, meta, account)
             if pending:
                 yield from findings.drain()
@@ -222,6 +218,11 @@ def _broken(exc: Exception) -> str:
         # Decoding runs ahead in chunks: the bad byte is at or after this row.
         return "the file is not valid UTF-8 from here on; save it as CSV UTF-8"
     return f"cannot read this CSV row ({exc}); check quotes: a quoted cell must be closed"
+
+
+def _cell(row: list[str], col: int | None, size: int) -> Any:
+    """A cell's text, stripped; MISSING when the column is absent or the cell empty."""
+    return (row[col].strip() or MISSING) if col is not None and col < size else MISSING
 
 
 def _unknown_column(name: str, index: int) -> str:

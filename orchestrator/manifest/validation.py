@@ -92,8 +92,7 @@ class JobValidator:
         `lines` maps a field ("model_name", "inputs.image") to its own line (YAML);
         without it every problem is reported at the job's line. `valid` is False when
         the caller has already reported a problem with this job (an unknown key).
-        `meta` is the job's own data (meta.py), None or MISSING when it has none;
-        `account` names whose key runs it (default "default").
+        `meta` (its own data, meta.py) and `account` (whose key runs it) may be unset.
         """
         self.jobs_seen += 1
         ok = valid
@@ -120,11 +119,8 @@ class JobValidator:
         elif type(priority) is not int or not -_INT64 <= priority <= _INT64:
             ok = False
             self._bad_priority(line, priority, lines)
-        if account is MISSING or account is None:
-            account = DEFAULT_ACCOUNT
-        elif type(account) is not str or not ACCOUNT_NAME.fullmatch(account):
-            ok = False
-            self.findings.problem(line_of(lines, "account", line), "account", bad_account(account))
+        account, account_ok = self._account(line, account, lines)
+        ok = ok and account_ok
         kept_meta = None
         if meta is not MISSING and meta is not None:
             kept_meta, meta_ok = checked_meta(self.findings, meta, line, lines)
@@ -139,6 +135,15 @@ class JobValidator:
         location = Location(self.file, line)
         spec = JobSpec(job_id, model_name, resolved, priority, location, tokens, kept_meta)
         return spec if account == DEFAULT_ACCOUNT else replace(spec, account=account)
+
+    def _account(self, line: int, account: Any, lines: Lines | None) -> tuple[str, bool]:
+        """The job's account (default when unset), and whether it is a valid name."""
+        if account is MISSING or account is None:
+            return DEFAULT_ACCOUNT, True
+        if type(account) is str and ACCOUNT_NAME.fullmatch(account):
+            return account, True
+        self.findings.problem(line_of(lines, "account", line), "account", bad_account(account))
+        return DEFAULT_ACCOUNT, False
 
     def _inputs(
         self,

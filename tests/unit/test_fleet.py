@@ -148,3 +148,43 @@ def test_gate_refuses_a_claim_when_the_fleet_fills_the_slots(tmp_path: Path) -> 
     assert store.claim_next(None, gate=Gate("default", 2, "b")) is not None
     gate = Gate("default", 2, "c")
     assert store.claim_next(None, gate=gate) is None and gate.full
+
+
+def test_manifests_name_each_jobs_account(tmp_path: Path) -> None:
+    """YAML (defaults too), CSV and JSON Lines give a job's account; the queue keeps it."""
+    from orchestrator.manifest import read_manifest
+
+    (tmp_path / "a.yaml").write_text(
+        "defaults: {model_name: background-remove, account: acme}\njobs:\n"
+        "  - {id: y1, inputs: {image: 'https://x/1.png'}}\n"
+        "  - {id: y2, account: default, inputs: {image: 'https://x/2.png'}}\n"
+    )
+    (tmp_path / "b.csv").write_text(
+        "id,model_name,account,inputs.image\nc1,background-remove,big-co,https://x/3.png\n"
+        "c2,background-remove,,https://x/4.png\n"
+    )
+    (tmp_path / "c.jsonl").write_text(
+        '{"id": "l1", "model_name": "background-remove", "account": "acme",'
+        ' "inputs": {"image": "https://x/5.png"}}\n'
+    )
+    store = Store(tmp_path / "q.db")
+    for name in ("a.yaml", "b.csv", "c.jsonl"):
+        store.ingest(name[0], name, read_manifest(tmp_path / name).entries())
+    with store.engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT job_id, account FROM jobs").fetchall())
+    assert rows == {"y1": "acme", "y2": "default", "c1": "big-co", "c2": "default", "l1": "acme"}
+    assert store.fleet.accounts(None) == ["acme", "big-co", "default"]
+
+
+def test_a_bad_account_name_is_a_manifest_problem(tmp_path: Path) -> None:
+    """An account that cannot name an environment variable is refused, with its line."""
+    from orchestrator.errors import ManifestError
+    from orchestrator.manifest import read_manifest
+
+    (tmp_path / "c.jsonl").write_text(
+        '{"model_name": "background-remove", "account": "a b", "inputs": {"image": "https://x/1.png"}}\n'
+    )
+    with pytest.raises(ManifestError, match="account"):
+        Store(tmp_path / "q.db").ingest(
+            "c", "c.jsonl", read_manifest(tmp_path / "c.jsonl").entries()
+        )
