@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compare, detection, efficiency, overhead, resume, scale, sheet, webhooks
+from . import compare, detection, efficiency, fleet, overhead, resume, scale, sheet, webhooks
 from .runs import Runs
 from .table import (
     FAIL,
@@ -41,6 +41,7 @@ PARTS: dict[str, Part] = {
     "scale": lambda runs, quick: scale.measure(quick=quick),
     "resume": lambda runs, quick: resume.measure(quick=quick),
     "sheet": lambda runs, quick: sheet.measure(quick=quick),
+    "fleet": lambda runs, quick: fleet.measure(quick=quick),
 }
 
 

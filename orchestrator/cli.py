@@ -36,6 +36,7 @@ from .options import (
 )
 from .sandbox_command import sandbox as sandbox_command
 from .store import DbLocation, Store
+from .worker_command import worker as worker_command
 
 log = logging.getLogger("orchestrator")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -338,6 +339,7 @@ def cancel(batch: str, job_ids: tuple[str, ...], db: DbLocation) -> int:
 
 
 cli.add_command(sandbox_command)
+cli.add_command(worker_command)
 
 
 def main(argv: list[str] | None = None) -> None:

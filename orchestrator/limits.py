@@ -54,6 +54,10 @@ class Ticket:
 class SlidingWindow:
     """No window of `limit.seconds` ever holds more than `limit.count` arrivals."""
 
+    # Whether its places are themselves rows of the request log (a fleet's shared
+    # window): then the submitter and the poller log nothing of their own.
+    records_requests = False
+
     def __init__(
         self,
         limit: RateLimit | None,

@@ -100,6 +100,8 @@ class JobSpec:
     # The catalog's own data (SKU, product page): kept and reported, never sent to
     # the API and not part of the fingerprint.
     meta: Mapping[str, Any] | None = None
+    # Whose API key runs it (see orchestrator/fleet/accounts.py); not in the fingerprint.
+    account: str = "default"
 
     @property
     def fingerprint(self) -> str:

@@ -34,7 +34,14 @@ def _latency(values: tuple[str, ...]) -> dict[str, tuple[float, float]]:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8787, show_default=True, help="0 picks a free port.")
-@click.option("--api-key", default="sandbox", show_default=True, help="The one key accepted.")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    default=["sandbox"],
+    show_default=True,
+    help="A key accepted; repeatable: each key is an account of its own (limits, credits).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds every random draw.")
 @click.option(
     "--time-scale",
@@ -82,7 +89,7 @@ def _latency(values: tuple[str, ...]) -> dict[str, tuple[float, float]]:
 def sandbox(
     host: str,
     port: int,
-    api_key: str,
+    api_keys: tuple[str, ...],
     seed: int,
     time_scale: float,
     credits: int,
@@ -97,7 +104,8 @@ def sandbox(
     """Serve a local FASHN API: limits, credits, lifecycles and faults, for rehearsals.
 
     Point the orchestrator at it with FASHN_BASE_URL=http://HOST:PORT/v1 and
-    FASHN_API_KEY=<--api-key>. Inspection: GET /_sandbox/stats.
+    FASHN_API_KEY=<--api-key> (FASHN_API_KEY_<NAME> for the accounts of the other keys).
+    Inspection: GET /_sandbox/stats (the first key's account).
     """
     from .sandbox import SandboxServer
     from .sandbox.config import from_options
@@ -110,7 +118,8 @@ def sandbox(
             concurrency=concurrency,
             latency=_latency(latency),
             rates=rates,
-            api_key=api_key,
+            api_key=api_keys[0],
+            extra_keys=tuple(api_keys[1:]),
             seed=seed,
             time_scale=time_scale,
             credits=credits,
@@ -121,8 +130,9 @@ def sandbox(
     server = SandboxServer(config, host=host, port=port)
 
     def ready(s: SandboxServer) -> None:
+        keys = ", ".join(map(repr, api_keys))
         stderr.print(
-            f"FASHN sandbox on {s.base_url} (key {api_key!r}, time scale {time_scale:g}); "
+            f"FASHN sandbox on {s.base_url} (key {keys}, time scale {time_scale:g}); "
             "Ctrl-C stops it"
         )
         warning = exposure_warning(host, s.port)

@@ -50,6 +50,10 @@ jobs = Table(
     Column("line", Integer),  # where the job is in its manifest (line, or CSV row)
     Column("meta", Text),  # the catalog's own data (canonical JSON): never sent, not hashed
     Column("reused_from", Integer),  # the job (pk) whose outputs this one took (--reuse)
+    # Whose API key runs it (FASHN_API_KEY, or FASHN_API_KEY_<NAME>): never the key itself.
+    Column("account", String, nullable=False, server_default="default"),
+    # The worker (`orchestrator worker`) holding the job while it runs or downloads.
+    Column("worker", String),
     UniqueConstraint("batch_id", "job_id", name="uq_jobs_batch_job"),
     Index("ix_jobs_batch_state", "batch_id", "state"),
 )
@@ -59,6 +63,9 @@ Index("ix_jobs_queue", jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
 # The same order within given batches: a claim for one batch is then one probe,
 # however many jobs of other batches wait.
 Index("ix_jobs_batch_queue", jobs.c.batch_id, jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
+# A worker's "next job" of one account: one probe, whatever other accounts queue.
+Index("ix_jobs_account_queue", jobs.c.account, jobs.c.state, jobs.c.priority.desc(), jobs.c.pk)
+Index("ix_jobs_worker", jobs.c.worker)
 # --reuse looks up a completed job by what it asked for.
 Index("ix_jobs_fingerprint", jobs.c.fingerprint, jobs.c.state)
 
@@ -144,7 +151,11 @@ requests = Table(
     Column("endpoint", String, nullable=False),
     Column("sent_at", Float, nullable=False),
     Column("done_at", Float),
+    # A fleet shares each account's windows through these rows (orchestrator/fleet/).
+    Column("account", String, nullable=False, server_default="default"),
+    Column("worker", String),  # the worker that sent it; NULL: submit or resume
     Index("ix_requests_endpoint_sent", "endpoint", "sent_at"),
+    Index("ix_requests_account", "account", "endpoint", "done_at"),
 )
 
 # The account's balance read before a run's first `/run` and after its end, with what
@@ -172,4 +183,28 @@ webhook_tokens = Table(
     Column("pk", Integer, primary_key=True),
     Column("digest", String, nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+)
+
+# The workers of a fleet: each renews its lease (`heartbeat_at`) while it lives; one
+# whose lease ran out is dead, and another worker takes over what it held.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String, primary_key=True),  # host:pid:random, new for every process
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("lease_seconds", Float, nullable=False),
+    Column("state", String, nullable=False),  # live, stopped, dead
+)
+
+# Each account's limits as the first worker recorded them (a worker with others is
+# refused); its row is also the lock that orders the fleet's claims for the account.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("concurrency", Integer, nullable=False),
+    Column("run_limit", String),  # "N/SECONDS", NULL: none
+    Column("status_limit", String),
+    Column("touched_at", Float, nullable=False),
 )

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -19,12 +19,13 @@ from .costs import CostTable, Estimate, Tally
 from .engine import Engine, RunOutcome
 from .errors import UsageError
 from .locking import queue_lock
-from .models import JobSpec, Progress
+from .models import JobSpec, JobState, Progress
 from .naming import NameTemplate
 from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import DbLocation, IngestResult, NoQueue, Store
 
 log = logging.getLogger("orchestrator")
+SANDBOX_SCALE_DEFAULT = 0.05
 
 
 def queue_manifest(
@@ -209,3 +210,83 @@ def requeue_failed(
     """Failed jobs run again: downloaded again while their output URLs are valid,
     predicted again otherwise. Returns how many."""
     return store.retry_failed(batches, url_ttl=url_ttl).total
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """Where the worker's batches stand when it exits."""
+
+    worker: str
+    accounts: list[str]
+    counts: dict[str, int]
+    credits: int
+
+    @property
+    def succeeded(self) -> bool:
+        return JobState.FAILED not in self.counts
+
+    def lines(self) -> list[str]:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "no jobs"
+        accounts = ", ".join(self.accounts) or "none"
+        return [
+            f"worker {self.worker} (accounts {accounts}) exits: {states}; credits {self.credits}"
+        ]
+
+
+def run_worker(
+    db: DbLocation,
+    settings: Settings,
+    *,
+    batches: Sequence[str] | None,
+    accounts: Sequence[str] | None,
+    burst: bool,
+    lease_seconds: float,
+    idle_poll: float = 1.0,
+    sandbox: tuple[bool, float, int] = (False, SANDBOX_SCALE_DEFAULT, 0),
+) -> WorkerResult:
+    """One worker of a fleet on the queue at `db` (which `submit --queue-only` made)."""
+    from .accounts import every_raw_key
+    from .fleet.worker import Worker
+    from .logs import redact_also
+
+    for key in every_raw_key():
+        redact_also(key)
+    Store.check_exists(db)
+    with _worker_target(settings, sandbox) as (target, keys):
+        store = Store(db, create=False)
+        try:
+            if batches:
+                for batch in batches:
+                    store.resolve_batches(batch)  # UsageError for a batch it does not hold
+            worker = Worker(
+                store,
+                target,
+                batches=batches,
+                accounts=accounts,
+                burst=burst,
+                lease_seconds=lease_seconds,
+                idle_poll=idle_poll,
+                keys=keys,
+            )
+            ran = worker.prepare()
+            anyio.run(worker.run)
+            counts, credits = store.progress(batches)
+            return WorkerResult(worker.id, sorted(set(ran) | set(worker.engines)), counts, credits)
+        finally:
+            store.close()
+
+
+@contextmanager
+def _worker_target(
+    settings: Settings, sandbox: tuple[bool, float, int]
+) -> Iterator[tuple[Settings, dict[str, str] | None]]:
+    """The API to run against; with the sandbox, its key for the default account."""
+    on, scale, seed = sandbox
+    if not on:
+        yield (
+            replace(settings, base_url=os.environ.get("FASHN_BASE_URL") or settings.base_url),
+            None,
+        )
+        return
+    with sandbox_settings(settings, time_scale=scale, seed=seed) as sandboxed:
+        yield sandboxed, {"default": sandboxed.api_key}

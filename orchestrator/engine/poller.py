@@ -47,7 +47,7 @@ class Poller:
         self.durations = Durations()
         self._spawn = spawn
         self._on_completed = on_completed
-        self._log_requests = state.settings.status_limit is not None
+        self._log_requests = state.settings.status_limit is not None and not window.records_requests
         self.wakeups = 0  # times the loop looked for a prediction to ask about
         self.net = net
         self.loss = LossRate()

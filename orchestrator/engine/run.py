@@ -12,6 +12,7 @@ import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +35,7 @@ from .state import RunState, StopReason
 from .submitter import Submitter
 
 if TYPE_CHECKING:
+    from ..fleet.member import FleetMember
     from ..webhooks.endpoint import Webhooks
 
 log = logging.getLogger("orchestrator")
@@ -56,7 +58,8 @@ class Engine:
 
     `clock`, `transport` (httpx, for the API and the output URLs alike) and
     `blocking` (how file writes leave the event loop) are what the virtual-time
-    tests replace; see testing.py.
+    tests replace; see testing.py. With `fleet`, it runs one account as a worker of a
+    fleet (orchestrator/fleet/): its limits are shared through the database.
     """
 
     def __init__(
@@ -72,8 +75,10 @@ class Engine:
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         blocking: BlockingRunner = anyio.to_thread.run_sync,
+        fleet: FleetMember | None = None,
     ):
         self.store = store
+        self.fleet = fleet
         self.settings = settings
         self.batches = list(batches) if batches is not None else None
         self.on_progress = on_progress
@@ -81,10 +86,7 @@ class Engine:
         self.handle_signals = handle_signals
         self.clock = clock
         self.state = RunState(settings, clock, rng or random.Random())
-        self.run_window = SlidingWindow(settings.run_limit, clock=clock.monotonic)
-        self.status_window = SlidingWindow(
-            settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
-        )
+        self.run_window, self.status_window = _windows(settings, clock, fleet)
         self._transport = transport
         # Few connections: httpcore scans its whole pool on every request, so a pool
         # larger than the requests that can usefully be under way costs CPU for nothing.
@@ -115,10 +117,12 @@ class Engine:
         self._started = self.clock.monotonic()
         if self.webhooks is not None:
             self.webhooks.open(self.store)  # the port is ours before anything is sent
-        recovery = self._recover()
+        recovery = recover(self.store, self.fleet)
         counts, _ = self.store.progress(self.batches)
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
-        seed_windows(self.store, self.clock, self.settings, (self.run_window, self.status_window))
+        if self.fleet is None:  # a fleet's windows are the database's own
+            windows = (self.run_window, self.status_window)
+            seed_windows(self.store, self.clock, self.settings, windows)
         api_http, cdn = self._clients()
         self.store.record_run("run-start", self.batches, "run started")
         try:
@@ -132,20 +136,6 @@ class Engine:
         return self._outcome()
 
     # -- set-up -------------------------------------------------------------------
-
-    def _recover(self) -> Recovery:
-        recovery = self.store.recover()
-        if recovery.unsent:
-            log.info("%d job(s) of an earlier run were never sent: queued again", recovery.unsent)
-        if recovery.others:
-            log.info("another process runs this queue: what it holds is left to it")
-        if recovery.lost:
-            log.warning(
-                "%d /run request(s) of an earlier run got no answer: their jobs are sent "
-                "again and marked uncertain in the report",
-                recovery.lost,
-            )
-        return recovery
 
     def _clients(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
         """The API client (it carries the key) and the outputs client (it never does)."""
@@ -211,6 +201,7 @@ class Engine:
                 on_accepted=poller.adopt,
                 budget=self.budget,
                 webhook_url=self.webhooks.url_for if self.webhooks else None,
+                fleet=self.fleet,
             )
             offset = self.clock.wall() - self.clock.monotonic()
             for flight in recovery.flights:
@@ -222,6 +213,9 @@ class Engine:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)
             tg.start_soon(poller.run)
+            if self.fleet is not None:
+                adopt = partial(poller.adopt, unannounced=True)
+                tg.start_soon(self.fleet.watch, state, adopt, downloader.start)
             if self.on_progress is not None:
                 tg.start_soon(self._reporter)
             if self.handle_signals:
@@ -297,6 +291,19 @@ class Engine:
                 self.request_stop(f"received {signal.Signals(signum).name}")
 
 
+def _windows(
+    settings: Settings, clock: Clock, fleet: FleetMember | None
+) -> tuple[SlidingWindow, SlidingWindow]:
+    """The run and status windows: this process's own, or the fleet's account's."""
+    if fleet is not None:
+        return fleet.windows(settings, clock)
+    run = SlidingWindow(settings.run_limit, clock=clock.monotonic)
+    status = SlidingWindow(
+        settings.status_limit, clock=clock.monotonic, pace_burst=settings.status_burst
+    )
+    return run, status
+
+
 def seed_windows(
     store: Store, clock: Clock, settings: Settings, windows: tuple[SlidingWindow, SlidingWindow]
 ) -> None:
@@ -314,3 +321,23 @@ def seed_windows(
         # it stopped, which was before now.
         open_until = [wall - offset for _sent, done in rows if done is None]
         window.seed(answered, open_until)
+
+
+def recover(store: Store, fleet: FleetMember | None) -> Recovery:
+    """Put the queue back in order before a run: all of it (one process alone on the
+    queue), or, in a fleet, only what dead workers held."""
+    if fleet is not None:
+        store.takeover.attend()  # so that a `resume` does not recover what we hold
+        return fleet.take_over()
+    recovery = store.recover()
+    if recovery.unsent:
+        log.info("%d job(s) of an earlier run were never sent: queued again", recovery.unsent)
+    if recovery.others:
+        log.info("another process runs this queue: what it holds is left to it")
+    if recovery.lost:
+        log.warning(
+            "%d /run request(s) of an earlier run got no answer: their jobs are sent "
+            "again and marked uncertain in the report",
+            recovery.lost,
+        )
+    return recovery

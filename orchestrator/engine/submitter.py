@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import policy
 from ..api import ApiError, FashnClient, RateLimited
@@ -20,6 +20,9 @@ from ..store import ClaimedJob, Flight, Store
 from .budget import Budget
 from .failures import log_failure
 from .state import RunState, StopReason
+
+if TYPE_CHECKING:
+    from ..fleet.member import FleetMember
 
 log = logging.getLogger("orchestrator")
 
@@ -37,6 +40,7 @@ class Submitter:
         on_accepted: Callable[[Flight], None],
         budget: Budget | None = None,
         webhook_url: Callable[[int], str] | None = None,
+        fleet: FleetMember | None = None,
     ):
         self.state = state
         self.store = store
@@ -47,8 +51,9 @@ class Submitter:
         self._on_accepted = on_accepted
         self._webhook_url = webhook_url  # attempt pk -> the webhook URL for its /run
         self._server_full_until = 0.0  # monotonic: the account has no free slot
-        self._log_requests = state.settings.run_limit is not None
+        self._log_requests = state.settings.run_limit is not None and not window.records_requests
         self.budget = budget  # --max-credits: None when there is no cap
+        self.fleet = fleet  # a fleet's worker: one account, its slots shared
 
     async def run(self) -> None:
         try:
@@ -71,7 +76,7 @@ class Submitter:
             if ticket is None:
                 # Look for work before waiting for the window: at the end of a batch
                 # the window may stay full for a minute with nothing left to send.
-                if not self.store.has_ready(self.batches):
+                if not self._has_ready():
                     if await self._wait_for_work():
                         continue
                     return
@@ -83,11 +88,15 @@ class Submitter:
             admit = None
             if budget is not None:
                 budget.held, admit = None, budget.admits  # held: set only by this claim
+            gate = self.fleet.gate if self.fleet is not None else None
             claimed = self.store.claim_next(
-                self.batches, log_request=self._log_requests, admit=admit
+                self.batches, log_request=self._log_requests, admit=admit, gate=gate
             )
             if claimed is None:
                 ticket.cancel()
+                if gate is not None and gate.full:  # the fleet fills the account's slots
+                    await state.wait_change(self.fleet.poll if self.fleet else None)
+                    continue
                 if budget is not None and budget.held is not None:
                     if await self._wait_for_budget(budget):
                         continue
@@ -100,11 +109,18 @@ class Submitter:
             state.sending += 1
             self._spawn(self._send, claimed, ticket)
 
+    def _has_ready(self) -> bool:
+        if self.fleet is not None:
+            return self.fleet.has_ready(self.batches)
+        return self.store.has_ready(self.batches)
+
     async def _wait_for_work(self) -> bool:
         """Nothing is ready to send: wait for a backoff to end or a job to come back.
         False when nothing is queued and nothing in flight could requeue a job (a
         reused output that is gone requeues its job: downloads count)."""
         state = self.state
+        if self.fleet is not None:
+            return await self.fleet.wait_for_work(state, self.batches)
         waiting, due = self.store.queue_state(self.batches)
         if waiting == 0 and not state.busy():
             return False

@@ -34,13 +34,14 @@ _CELL_LIMIT: Final = 64 * 1024 * 1024
 class CsvColumns:
     """Which cell holds which field, from the header."""
 
-    __slots__ = ("id", "inputs", "meta", "model_name", "priority", "width")
+    __slots__ = ("account", "id", "inputs", "meta", "model_name", "priority", "width")
 
     def __init__(self, width: int):
         self.width = width
         self.id: int | None = None
         self.model_name: int | None = None
         self.priority: int | None = None
+        self.account: int | None = None
         # (cell index, input name, text → value converter or None)
         self.inputs: list[tuple[int, str, Callable[[str], Any] | None]] = []
         self.meta: list[tuple[int, str]] = []  # (cell index, meta name)
@@ -100,6 +101,8 @@ def _columns(header: list[str], findings: Findings) -> CsvColumns | None:
             cols.model_name = index
         elif name == "priority":
             cols.priority = index
+        elif name == "account":
+            cols.account = index
         elif name.startswith("inputs.") and len(name) > len("inputs."):
             key = name[len("inputs.") :]
             convert = _to_int if key in INT_INPUTS else _to_bool if key in BOOL_INPUTS else None
@@ -127,6 +130,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
     width, model_col = cols.width, cols.model_name
     assert model_col is not None  # _columns returns None without it
     id_col, priority_col, input_cols, meta_cols = cols.id, cols.priority, cols.inputs, cols.meta
+    account_col = cols.account
     findings, job = validator.findings, validator.job
     problem, pending = findings.problem, findings.pending
     previous = reader.line_num
@@ -145,9 +149,7 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
             if size > width and any(row[width:]):
                 ok = False
                 problem(line, None, _extra_cells(size, width))
-            job_id: Any = MISSING
-            if id_col is not None and id_col < size:
-                job_id = row[id_col].strip() or MISSING
+            job_id: Any = _cell(row, id_col, size)
             priority: Any = MISSING
             if priority_col is not None and priority_col < size:
                 cell = row[priority_col].strip()
@@ -173,7 +175,8 @@ def _rows(reader: Any, cols: CsvColumns, validator: JobValidator) -> Iterator[En
                         continue
                 inputs[key] = value
             meta = _meta(row, meta_cols, size) if meta_cols else None
-            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta)
+            account: Any = _cell(row, account_col, size)
+            spec = job(line, model_name, inputs, job_id, priority, None, ok, meta, account)
             if pending:
                 yield from findings.drain()
             if spec is not None:
@@ -217,17 +220,23 @@ def _broken(exc: Exception) -> str:
     return f"cannot read this CSV row ({exc}); check quotes: a quoted cell must be closed"
 
 
+def _cell(row: list[str], col: int | None, size: int) -> Any:
+    """A cell's text, stripped; MISSING when the column is absent or the cell empty."""
+    return (row[col].strip() or MISSING) if col is not None and col < size else MISSING
+
+
 def _unknown_column(name: str, index: int) -> str:
     hint = (
         f" (did you mean 'inputs.{name}'?)"
         if name in ALL_INPUTS
         else did_you_mean(
-            name, ["id", "model_name", "priority", *(f"inputs.{n}" for n in ALL_INPUTS)]
+            name,
+            ["id", "model_name", "priority", "account", *(f"inputs.{n}" for n in ALL_INPUTS)],
         )
     )
     shown = repr(name) if name else f"number {index + 1} (no name)"
     return (
-        f"unknown column {shown}{hint}; columns are id, model_name, priority, "
+        f"unknown column {shown}{hint}; columns are id, model_name, priority, account, "
         "one inputs.<name> per input and meta.<name> for your own data: rename or delete it"
     )
 

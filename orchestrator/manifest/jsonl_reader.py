@@ -85,4 +85,5 @@ def _line(number: int, text: str, validator: JobValidator) -> JobSpec | None:
         None,
         keys_ok,
         obj.get("meta"),
+        obj.get("account", MISSING),
     )

@@ -1,4 +1,4 @@
-"""One job's fields, whatever the format: model_name, inputs, id, priority.
+"""One job's fields, whatever the format: model_name, inputs, id, priority, account.
 
 - An unknown model name is a warning: FASHN adds models, and the API has the last word.
 - `null` (YAML/JSON) means "not set", so a job can cancel an input from `defaults`.
@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
+from orchestrator.accounts import ACCOUNT_NAME, DEFAULT_ACCOUNT, bad_account
 from orchestrator.catalog import MODELS
 from orchestrator.models import JobSpec, Location
 
@@ -22,7 +24,7 @@ from .meta import checked_meta
 from .plans import GENERIC, PLANS, Plan
 from .values import NOT_UNICODE, is_unicode, unstorable_input
 
-JOB_KEYS: Final = ("id", "model_name", "inputs", "priority", "meta")
+JOB_KEYS: Final = ("id", "model_name", "inputs", "priority", "meta", "account")
 MISSING: Final[Any] = object()  # "the field is absent", distinct from null
 _INT64: Final = 2**63 - 1  # SQLite INTEGER range, where priority ends up
 
@@ -83,13 +85,14 @@ class JobValidator:
         lines: Lines | None = None,
         valid: bool = True,
         meta: Any = None,
+        account: Any = MISSING,
     ) -> JobSpec | None:
         """Validate one job's fields; return its spec, or None after reporting why not.
 
         `lines` maps a field ("model_name", "inputs.image") to its own line (YAML);
         without it every problem is reported at the job's line. `valid` is False when
         the caller has already reported a problem with this job (an unknown key).
-        `meta` is the job's own data (meta.py), None or MISSING when it has none.
+        `meta` (its own data, meta.py) and `account` (whose key runs it) may be unset.
         """
         self.jobs_seen += 1
         ok = valid
@@ -116,6 +119,8 @@ class JobValidator:
         elif type(priority) is not int or not -_INT64 <= priority <= _INT64:
             ok = False
             self._bad_priority(line, priority, lines)
+        account, account_ok = self._account(line, account, lines)
+        ok = ok and account_ok
         kept_meta = None
         if meta is not MISSING and meta is not None:
             kept_meta, meta_ok = checked_meta(self.findings, meta, line, lines)
@@ -128,7 +133,17 @@ class JobValidator:
         if job_id is None:
             job_id = derived_id(model_name, resolved, tokens)
         location = Location(self.file, line)
-        return JobSpec(job_id, model_name, resolved, priority, location, tokens, kept_meta)
+        spec = JobSpec(job_id, model_name, resolved, priority, location, tokens, kept_meta)
+        return spec if account == DEFAULT_ACCOUNT else replace(spec, account=account)
+
+    def _account(self, line: int, account: Any, lines: Lines | None) -> tuple[str, bool]:
+        """The job's account (default when unset), and whether it is a valid name."""
+        if account is MISSING or account is None:
+            return DEFAULT_ACCOUNT, True
+        if type(account) is str and ACCOUNT_NAME.fullmatch(account):
+            return account, True
+        self.findings.problem(line_of(lines, "account", line), "account", bad_account(account))
+        return DEFAULT_ACCOUNT, False
 
     def _inputs(
         self,

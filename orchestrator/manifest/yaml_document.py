@@ -21,7 +21,7 @@ from .validation import JOB_KEYS, MISSING, JobValidator, unknown_keys
 from .yaml_reader import YList, YMap, read_yaml
 
 TOP_KEYS: Final = ("batch", "defaults", "jobs")
-DEFAULT_KEYS: Final = ("model_name", "inputs", "priority", "meta")
+DEFAULT_KEYS: Final = ("model_name", "inputs", "priority", "meta", "account")
 
 
 class YamlOutline:
@@ -150,6 +150,7 @@ def _job(item: YMap, defaults: YMap | None, validator: JobValidator) -> JobSpec 
     )
     model_name = item.get("model_name", MISSING)
     priority = item.get("priority", MISSING)
+    account = item.get("account", MISSING)
     inputs = item.get("inputs", MISSING)
     d_inputs: YMap | None = None
     if defaults is not None:
@@ -159,6 +160,9 @@ def _job(item: YMap, defaults: YMap | None, validator: JobValidator) -> JobSpec 
         if priority is MISSING and "priority" in defaults:
             priority = defaults["priority"]
             lines["priority"] = defaults.key_lines["priority"]
+        if account is MISSING and "account" in defaults:
+            account = defaults["account"]
+            lines["account"] = defaults.key_lines["account"]
         candidate = defaults.get("inputs")
         d_inputs = candidate if isinstance(candidate, YMap) else None
     if d_inputs and (inputs is MISSING or isinstance(inputs, Mapping)):
@@ -168,7 +172,9 @@ def _job(item: YMap, defaults: YMap | None, validator: JobValidator) -> JobSpec 
             lines[f"inputs.{key}"] = key_line
     meta = _merged_meta(item, defaults, lines)
     job_id = item.get("id", MISSING)
-    return validator.job(item.line, model_name, inputs, job_id, priority, lines, keys_ok, meta)
+    return validator.job(
+        item.line, model_name, inputs, job_id, priority, lines, keys_ok, meta, account
+    )
 
 
 def _merged_meta(item: YMap, defaults: YMap | None, lines: dict[str, int]) -> Any:

@@ -141,7 +141,9 @@ class Faults:
 class SandboxConfig:
     """Everything the sandbox simulates.
 
-    api_key: the only Bearer token accepted; anything else answers 401.
+    api_key: the Bearer token of the (first) account; an unknown one answers 401.
+    extra_keys: more keys, each an account of its own: the same configuration, but its
+        own limits' windows, in-flight cap, balance, predictions and statistics.
     seed: seeds every random draw (latencies, failures, ids, output bytes, faults).
     time_scale: multiplies EVERY duration (latencies, limit windows, Retry-After,
         ttls, slow delays): 0.01 makes a 60 s window last 0.6 s of real time.
@@ -160,6 +162,7 @@ class SandboxConfig:
     """
 
     api_key: str = "sandbox"
+    extra_keys: tuple[str, ...] = ()
     seed: int = 0
     time_scale: float = 1.0
     limits: Limits = field(default_factory=Limits)
@@ -175,6 +178,8 @@ class SandboxConfig:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         if self.out_of_credits not in ("402", "429"):
             raise ValueError(f"out_of_credits must be '402' or '429', got {self.out_of_credits!r}")
+        if len({self.api_key, *self.extra_keys}) != 1 + len(self.extra_keys):
+            raise ValueError("api_key and extra_keys must all differ")
         if self.credits < 0:
             raise ValueError(f"credits must be >= 0, got {self.credits}")
         for endpoint in ("run", "status", "credits"):

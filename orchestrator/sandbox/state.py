@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .admission import max_in_window, retry_headers
@@ -38,6 +39,30 @@ class SandboxState:
         self.clock = clock
         self._lock = threading.Lock()
         self._handlers = Handlers(config, clock)
+        # Every account by its Authorization header: the first key's, then the others
+        # (their own seeds, so that prediction ids never repeat across accounts).
+        self._accounts = {f"Bearer {config.api_key}": self._handlers}
+        for n, key in enumerate(config.extra_keys, 1):
+            other = replace(config, api_key=key, extra_keys=(), seed=config.seed + 7919 * n)
+            self._accounts[f"Bearer {key}"] = Handlers(other, clock)
+
+    def account(self, key: str) -> SandboxState:
+        """The same sandbox, inspected as the account of `key` (every method below
+        reads that account's arrivals, predictions, balance and statistics)."""
+        view = object.__new__(SandboxState)
+        view.clock, view._lock, view._accounts = self.clock, self._lock, self._accounts
+        view._handlers = self._accounts[f"Bearer {key}"]
+        return view
+
+    def _by_key(self, authorization: str | None) -> Handlers:
+        """The account a request's key names; the first one (which answers 401) if none."""
+        return self._accounts.get(authorization or "", self._handlers)
+
+    def _holding(self, prediction_id: str) -> Handlers:
+        for handlers in self._accounts.values():
+            if prediction_id in handlers.book.by_id:
+                return handlers
+        return self._handlers
 
     def __repr__(self) -> str:
         parts = self._handlers
@@ -70,7 +95,7 @@ class SandboxState:
         self, authorization: str | None, body: bytes, webhook_url: str | None = None
     ) -> Answer:
         with self._lock:
-            return self._handlers.run(authorization, body, webhook_url)
+            return self._by_key(authorization).run(authorization, body, webhook_url)
 
     def handle_status(
         self, authorization: str | None, prediction_id: str, *, origin: str | None = None
@@ -78,35 +103,37 @@ class SandboxState:
         """`origin` (http://host:port, as the client dialled it) roots the output URLs;
         default: `public_url`."""
         with self._lock:
-            return self._handlers.status(authorization, prediction_id, origin)
+            return self._by_key(authorization).status(authorization, prediction_id, origin)
 
     def handle_credits(self, authorization: str | None) -> Answer:
         with self._lock:
-            return self._handlers.credits(authorization)
+            return self._by_key(authorization).credits(authorization)
 
     def handle_download(self, prediction_id: str, name: str) -> Answer:
         """An output file; no auth, like a signed CDN URL."""
         with self._lock:
-            return self._handlers.download(prediction_id, name)
+            return self._holding(prediction_id).download(prediction_id, name)
 
     # -- webhooks (for the sender) ----------------------------------------------
 
     def on_webhook_scheduled(self, wake: Callable[[], None] | None) -> None:
         """`wake()` is called (under the lock) whenever a webhook is scheduled."""
         with self._lock:
-            self._handlers.outbox.on_scheduled = wake
+            for handlers in self._accounts.values():
+                handlers.outbox.on_scheduled = wake
 
     def next_webhook_due(self) -> float | None:
         with self._lock:
-            return self._handlers.outbox.next_due()
+            due = [h.outbox.next_due() for h in self._accounts.values()]
+            return min((d for d in due if d is not None), default=None)
 
     def due_webhooks(self) -> list[tuple[Delivery, bytes]]:
         with self._lock:
-            return self._handlers.due_webhooks()
+            return [d for h in self._accounts.values() for d in h.due_webhooks()]
 
     def webhook_answered(self, delivery: Delivery, ok: bool) -> None:
         with self._lock:
-            self._handlers.webhook_answered(delivery, ok)
+            self._holding(delivery.prediction_id).webhook_answered(delivery, ok)
 
     # -- inspection -------------------------------------------------------------
 

@@ -64,6 +64,7 @@ from .connection import (
     check_exists,
     discard,
 )
+from .fleet import Fleet, Gate
 from .location import DbLocation
 from .names import Naming
 from .records import (
@@ -109,6 +110,7 @@ class Store:
         self.batches = Batches(self._db)  # the list of batches, cancel
         self.sheet = SheetReads(self._db)  # what the contact sheet reads
         self.takeover = Takeover(self._db)  # recovery of given attempts (many processes)
+        self.fleet = Fleet(self._db)  # workers, leases, and each account's shared limits
 
     @property
     def engine(self) -> Engine:
@@ -191,10 +193,12 @@ class Store:
         *,
         log_request: bool = True,
         admit: Callable[[str, dict[str, Any]], bool] | None = None,
+        gate: Gate | None = None,
     ) -> ClaimedJob | None:
         """Take the next ready job and commit an attempt row for the `/run` about to go;
-        None when no job is ready, or `admit(model, inputs)` refuses the next one."""
-        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit)
+        None when no job is ready, or `admit(model, inputs)` refuses the next one, or
+        the `gate` (a fleet's account) has no free slot."""
+        return queue.claim_next(self._db, batches, log_request=log_request, admit=admit, gate=gate)
 
     def has_ready(self, batches: Sequence[str] | None) -> bool:
         return queue.has_ready(self._db, batches)
@@ -340,7 +344,9 @@ __all__ = [
     "Chooser",
     "ClaimedJob",
     "DbLocation",
+    "Fleet",
     "Flight",
+    "Gate",
     "IngestResult",
     "JobOrigin",
     "NoQueue",

@@ -95,6 +95,16 @@ _ADD_JOBS = Prepared(
         _new_jobs,
     )
 )
+# A job's account (most jobs keep the default): set while it waits to be sent.
+_SET_ACCOUNT = (
+    update(_j)
+    .where(
+        _j.c.batch_id == bindparam("b"),
+        _j.c.job_id == bindparam("j"),
+        _j.c.state == JobState.QUEUED,
+    )
+    .values(account=bindparam("a"))
+)
 _STAGED = Prepared(select(func.count()).select_from(s))
 
 
@@ -122,10 +132,13 @@ def ingest(
     """
     now = db.clock.wall()
     with db.tx() as conn:
-        problems = _stage(conn, entries)
+        accounts: list[dict[str, str]] = []
+        problems = _stage(conn, entries, accounts=accounts)
         _refuse_problems(conn, manifest, batch_id, problems)
         replaced = _check_changed(conn, manifest, batch_id, replace=replace)
         added, total = _write(conn, batch_id, manifest, now)
+        if accounts:
+            conn.execute(_SET_ACCOUNT, [{**a, "b": batch_id} for a in accounts])
         if template is not None:
             names.set_template(conn, batch_id, template)
         names.check(conn, [batch_id])
@@ -164,6 +177,7 @@ def _stage(
     entries: Iterable[JobSpec | Problem | RefusedJob],
     *,
     store_blobs: bool = True,
+    accounts: list[dict[str, str]] | None = None,
 ) -> ProblemList:
     """Every job into staging, in chunks (inputs slimmed of blobs); the problems and
     refused ids aside."""
@@ -178,6 +192,8 @@ def _stage(
             meta = canonical_json(entry.meta) if entry.meta else None
             fingerprint, priority = entry.fingerprint, entry.priority
             row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta)
+            if entry.account != "default" and accounts is not None:
+                accounts.append({"j": entry.id, "a": entry.account})
             chunk.append(row)
             if len(chunk) >= _INGEST_CHUNK:
                 staging.stage(conn, chunk)

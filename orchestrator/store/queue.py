@@ -25,6 +25,7 @@ from ..models import AttemptState, JobState
 from . import blobs, journal, outputs, requests
 from .connection import Database
 from .dialect import adding, new_pk
+from .fleet_limits import Gate
 from .records import ClaimedJob, Flight, PendingOutput
 from .statements import Prepared, Scoped, inserting
 
@@ -141,14 +142,21 @@ def claim_next(
     *,
     log_request: bool = True,
     admit: Callable[[str, dict[str, Any]], bool] | None = None,
+    gate: Gate | None = None,
 ) -> ClaimedJob | None:
     """Take the next ready job and commit an attempt row for the `/run` about to go.
     None when no job is ready, or when `admit(model, inputs)` refuses the next one
-    (which then stays queued, untouched)."""
+    (which then stays queued, untouched). With a `gate` (a fleet's worker), only the
+    gate's account's jobs, and only when the account has a free slot (`gate.full`)."""
     now = db.clock.wall()
     with db.tx(durable=True) as conn:
+        if gate is not None and not gate.opens(conn, now):
+            return None
         while True:
-            row = _NEXT(conn, batches, now=now).first()
+            if gate is None:
+                row = _NEXT(conn, batches, now=now).first()
+            else:
+                row = gate.next_job(conn, batches, now)
             if row is None:
                 return None
             job_pk, batch_id, job_id, model_name, inputs, failures = row
@@ -156,7 +164,10 @@ def claim_next(
                 return None
             # Zero rows: the job was canceled meanwhile (SQLite). The UPDATE began the
             # write transaction, so the next read sees the queue as it now stands.
-            if _START(conn, job=job_pk, now=now).rowcount == 1:
+            if gate is not None:
+                if gate.start(conn, job_pk, now):
+                    break
+            elif _START(conn, job=job_pk, now=now).rowcount == 1:
                 break
         attempt_pk = new_pk(_NEW_ATTEMPT(conn, job_pk=job_pk, sent_at=now))
         request_pk = requests.add(conn, "run", now) if log_request else 0

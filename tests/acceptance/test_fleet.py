@@ -1,0 +1,161 @@
+"""A fleet from the command line: `submit --queue-only`, then worker processes on one
+database against the sandbox over HTTP. Every limit is judged by what the sandbox
+recorded (per account), never by what the workers meant to do."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.sandbox import SandboxServer
+
+from .test_cli import cli, spawn
+
+FLEET_SCALE = 0.05  # a 60 s window lasts 3 s: four processes on two cores keep up
+WINDOWS = ["--run-limit", f"50/{60 * FLEET_SCALE:g}", "--status-limit", f"50/{10 * FLEET_SCALE:g}"]
+LATENCY = {"*": (4.0, 12.0)}  # the bench's middle regime: both limits bind in turns
+
+
+def _manifest(path: Path, n: int, accounts: tuple[str, ...] = ("default",)) -> Path:
+    with path.open("w") as fh:
+        for i in range(n):
+            job: dict[str, Any] = {
+                "id": f"sku-{i}",
+                "model_name": "background-remove",
+                "inputs": {"image": f"https://cdn.example/sku-{i}.png"},
+            }
+            if accounts[i % len(accounts)] != "default":
+                job["account"] = accounts[i % len(accounts)]
+            fh.write(json.dumps(job) + "\n")
+    return path
+
+
+def _queue(tmp_path: Path, n: int, accounts: tuple[str, ...] = ("default",)) -> Path:
+    db = tmp_path / "q.db"
+    done = cli(
+        "submit", str(_manifest(tmp_path / "c.jsonl", n, accounts)), "--queue-only", "--db", str(db)
+    )
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def _worker(db: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    args = ("worker", "--burst", "--db", str(db), "--out", str(db.parent / "out"), *WINDOWS)
+    return spawn(*args, "--lease-seconds", "1.5", "--idle-poll", "0.05", *extra, env=env)
+
+
+def _finish(workers: list[subprocess.Popen[str]]) -> list[int]:
+    codes = []
+    for w in workers:
+        _out, err = w.communicate(timeout=200)
+        codes.append(w.returncode)
+        assert w.returncode in (0, -signal.SIGKILL), err
+    return codes
+
+
+def _states(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+
+
+def _limits_held(state: Any) -> None:
+    """What the server saw of one account: within every limit, no 429."""
+    stats = state.stats()
+    assert stats["max_in_flight"] <= 6
+    assert stats["max_in_window"]["run"] <= 50
+    assert stats["max_in_window"]["status"] <= 50
+    assert stats["rejections"].get("RateLimitExceeded", 0) == 0
+
+
+@pytest.mark.timeout(300)
+def test_four_workers_share_one_accounts_limits(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """4 workers, 200 jobs: at most 6 in flight and 50 a window (server-counted), no repeat."""
+    server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency=LATENCY)
+    db = _queue(tmp_path, 200)
+    env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
+    assert _finish([_worker(db, env) for _ in range(4)]) == [0, 0, 0, 0]
+    _limits_held(server.state)
+    runs = server.state.runs_by_fingerprint()
+    assert len(runs) == 200 and set(runs.values()) == {1}
+    assert _states(db) == {"completed": 200}
+    assert len(list((tmp_path / "out" / "c").rglob("0.png"))) == 200
+
+
+def _held_by(db: Path, pid: int) -> int:
+    with sqlite3.connect(db) as conn:
+        query = "SELECT count(*) FROM jobs WHERE worker LIKE ? AND state = 'running'"
+        return int(conn.execute(query, (f"%:{pid}:%",)).fetchone()[0])
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_workers_jobs_are_finished_by_the_others(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL one of three workers mid-run: no job lost, none paid twice but uncertain ones."""
+    server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (20.0, 40.0)})
+    db = _queue(tmp_path, 60)
+    env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
+    workers = [_worker(db, env) for _ in range(3)]
+    victim = workers[0]
+    while _held_by(db, victim.pid) < 1:  # it holds a prediction in flight
+        assert victim.poll() is None, victim.communicate()[1]
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    codes = _finish(workers)
+    assert codes == [-signal.SIGKILL, 0, 0]
+    _limits_held(server.state)
+    assert _states(db) == {"completed": 60}
+    with sqlite3.connect(db) as conn:
+        uncertain = conn.execute("SELECT count(*) FROM attempts WHERE uncertain = 1").fetchone()[0]
+        taken = conn.execute("SELECT count(*) FROM events WHERE kind = 'uncertain'").fetchone()[0]
+    runs = server.state.runs_by_fingerprint()
+    assert len(runs) == 60
+    assert sum(runs.values()) - 60 <= uncertain == taken  # a second charge only if uncertain
+
+
+@pytest.mark.timeout(300)
+def test_two_accounts_run_at_once_each_within_its_limits(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two keys, two workers: each account's limits held by the server's count, both at once."""
+    server: SandboxServer = sandbox(
+        time_scale=FLEET_SCALE, latency=LATENCY, api_key="key-a", extra_keys=("key-b",)
+    )
+    db = _queue(tmp_path, 120, accounts=("default", "acme"))
+    env = {
+        "FASHN_API_KEY": "key-a",
+        "FASHN_API_KEY_ACME": "key-b",
+        "FASHN_BASE_URL": server.base_url,
+    }
+    assert _finish([_worker(db, env) for _ in range(2)]) == [0, 0]
+    accounts = [server.state.account("key-a"), server.state.account("key-b")]
+    arrivals = []
+    for state in accounts:
+        _limits_held(state)
+        runs = state.runs_by_fingerprint()
+        assert len(runs) == 60 and set(runs.values()) == {1}
+        arrivals.append(state.arrivals("run"))
+    # Both at once: each account's first /run came before the other's last.
+    assert arrivals[0][0] < arrivals[1][-1] and arrivals[1][0] < arrivals[0][-1]
+    assert _states(db) == {"completed": 120}
+
+
+def test_a_worker_with_other_limits_is_refused(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """While a worker runs an account, one with other limits for it exits 2, sending nothing."""
+    server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (60.0, 60.0)})
+    db = _queue(tmp_path, 30)
+    env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
+    first = _worker(db, env)
+    while server.state.stats()["requests"]["run"] == 0:
+        assert first.poll() is None
+        time.sleep(0.02)
+    sent = server.state.stats()["requests"]
+    other = cli("worker", "--burst", "--db", str(db), "--run-limit", "40/3", env=env)
+    assert other.returncode == 2
+    assert "--run-limit 50/3" in other.stderr
+    assert server.state.stats()["requests"]["credits"] == sent["credits"]  # not even that
+    first.send_signal(signal.SIGTERM)
+    assert first.communicate(timeout=100) and first.returncode == 0
