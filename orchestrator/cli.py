@@ -113,13 +113,13 @@ def submit(
     **opts: Any,
 ) -> int:
     """Validate MANIFEST (YAML, CSV or JSON Lines), queue its jobs, and run them."""
-    from .service import check_outputs_writable, open_queue, queue_manifest
+    from .service import check_can_run, open_queue, queue_manifest
 
     # Everything that can refuse the run is checked before the first write.
     settings_or_none = nullcontext(None) if queue_only else target(opts)
     with settings_or_none as settings, open_queue(db, create=True) as store:
         if settings is not None:
-            check_outputs_writable(settings.out_dir)
+            check_can_run(store, settings.out_dir)
         result = queue_manifest(
             store,
             manifest,
@@ -159,11 +159,11 @@ def resume(
     **opts: Any,
 ) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
-    from .service import check_outputs_writable, open_queue, requeue_failed
+    from .service import check_can_run, open_queue, requeue_failed
 
     with target(opts) as settings, open_queue(db, create=False) as store:
         batches = store.resolve_batches(batch) if batch else None
-        check_outputs_writable(settings.out_dir)
+        check_can_run(store, settings.out_dir)
         if name_template is not None:
             store.naming.set(batches, name_template)
         if retry_failed:
@@ -305,12 +305,12 @@ def retry(
     """
     from .batches import retry as retry_failed
     from .config import Settings as Defaults
-    from .service import check_outputs_writable, open_queue
+    from .service import check_can_run, open_queue
 
     settings_or_none = nullcontext(None) if queue_only else target(opts)
     with settings_or_none as settings, open_queue(db, create=False) as store:
         if settings is not None:
-            check_outputs_writable(settings.out_dir)
+            check_can_run(store, settings.out_dir)
         ttl = settings.output_url_ttl if settings is not None else Defaults.output_url_ttl
         retried = retry_failed(store, batch, url_ttl=ttl, errors=errors, job_ids=job_ids)
         for line in retried.lines():

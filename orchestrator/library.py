@@ -103,14 +103,14 @@ def submit(
     """Validate `manifest`, queue its jobs and (unless `queue_only`) run them; with
     `reuse`, jobs an earlier batch completed take its outputs; `name_template` says
     where outputs go (fields {batch} {id} {model} {n} {ext} {meta.<name>})."""
-    from .service import check_outputs_writable, open_queue, queue_manifest
+    from .service import check_can_run, open_queue, queue_manifest
 
     opts, credentials = _run_options(options)
     template = NameTemplate.parse(name_template) if name_template is not None else None
     target = _target(opts, credentials, skip=queue_only)
     with target as settings, open_queue(db, create=True) as store:
         if settings is not None:
-            check_outputs_writable(settings.out_dir)
+            check_can_run(store, settings.out_dir)
         queued = queue_manifest(
             store,
             Path(manifest),
@@ -133,13 +133,13 @@ def resume(
     **options: Unpack[RunOptions],
 ) -> RunResult:
     """Continue the queue's batches (or `batch`) where they stopped."""
-    from .service import check_outputs_writable, open_queue, requeue_failed
+    from .service import check_can_run, open_queue, requeue_failed
 
     opts, credentials = _run_options(options)
     with _target(opts, credentials) as settings, open_queue(db, create=False) as store:
         assert settings is not None
         named = store.resolve_batches(batch) if batch else None
-        check_outputs_writable(settings.out_dir)
+        check_can_run(store, settings.out_dir)
         if retry_failed:
             requeue_failed(store, named, url_ttl=settings.output_url_ttl)
         _run(store, settings, named)

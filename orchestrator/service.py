@@ -182,6 +182,19 @@ def open_queue(db: DbLocation | str | os.PathLike[str], *, create: bool) -> Iter
             store.close()
 
 
+def check_can_run(store: Store, out_dir: Path) -> None:
+    """What a run in this process needs before anything is written or paid: a writable
+    outputs folder, and no fleet of workers on the queue (their limits are shared
+    through the database; this process's would be its own)."""
+    check_outputs_writable(out_dir)
+    if store.fleet.others_live():
+        raise UsageError(
+            "workers run this queue (their leases are live): queue jobs with "
+            "`submit --queue-only` and let them run them, or start one more "
+            "`orchestrator worker`; stop the workers to run it here"
+        )
+
+
 def check_outputs_writable(out_dir: Path) -> None:
     """A read-only, full or blocked outputs folder is refused before anything is paid."""
     try:

@@ -31,7 +31,8 @@ class Fleet:
     def stop(self, worker: str) -> None:
         leases.stop(self._db, worker)
 
-    def others_live(self, worker: str) -> bool:
+    def others_live(self, worker: str = "") -> bool:
+        """Whether a worker other than `worker` (any, by default) holds a live lease."""
         return leases.others_live(self._db, worker)
 
     def expire(self, keep_requests: float = 3600.0) -> list[str]:

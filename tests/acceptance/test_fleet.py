@@ -159,7 +159,8 @@ def test_two_accounts_run_at_once_each_within_its_limits(sandbox, database, tmp_
 
 
 def test_a_worker_with_other_limits_is_refused(sandbox, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """While a worker runs an account, one with other limits for it exits 2, sending nothing."""
+    """While a worker runs an account, one with other limits for it exits 2, sending
+    nothing; so does a `resume` of the queue, which recovers nothing of the worker's."""
     server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (60.0, 60.0)})
     db = _queue(tmp_path, database, 30)
     env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
@@ -172,5 +173,9 @@ def test_a_worker_with_other_limits_is_refused(sandbox, database, tmp_path: Path
     assert other.returncode == 2
     assert "--run-limit 50/3" in other.stderr
     assert server.state.stats()["requests"]["credits"] == sent["credits"]  # not even that
+    again = cli("resume", "--db", db, *WINDOWS, env=env)
+    assert again.returncode == 2 and "workers run this queue" in again.stderr
+    assert server.state.stats()["requests"]["credits"] == sent["credits"]
+    assert _read(db, "SELECT count(*) FROM attempts WHERE uncertain") == [(0,)]  # none taken
     first.send_signal(signal.SIGTERM)
     assert first.communicate(timeout=100) and first.returncode == 0
