@@ -37,6 +37,7 @@ from .submitter import Submitter
 if TYPE_CHECKING:
     from ..fleet.member import FleetMember
     from ..webhooks.endpoint import Webhooks
+    from ..webhooks.fleet import AccountWebhooks
 
 log = logging.getLogger("orchestrator")
 
@@ -76,6 +77,7 @@ class Engine:
         transport: httpx.AsyncBaseTransport | None = None,
         blocking: BlockingRunner = anyio.to_thread.run_sync,
         fleet: FleetMember | None = None,
+        webhooks: AccountWebhooks | None = None,
     ):
         self.store = store
         self.fleet = fleet
@@ -98,8 +100,10 @@ class Engine:
         self.budget: Budget | None = None  # --max-credits
         self.balance: BalanceCheck | None = None  # the balance before and after
         # Webhooks (--webhook-url): the receiver's app exists from here on.
-        self.webhooks: Webhooks | None = None
-        if settings.webhook_url:
+        # In a fleet, the worker's (one receiver for all its engines: webhooks/fleet.py).
+        self.webhooks: Webhooks | AccountWebhooks | None = webhooks
+        self._fleet_webhooks = webhooks
+        if settings.webhook_url and webhooks is None:
             from ..webhooks.endpoint import Webhooks  # starlette, uvicorn: only for webhooks
 
             self.webhooks = Webhooks(settings, Redactor(settings.api_key))
@@ -209,6 +213,8 @@ class Engine:
             if self.webhooks is not None:
                 self.webhooks.attach(poller.announce)
                 tg.start_soon(self.webhooks.serve)
+                if self._fleet_webhooks is not None:
+                    tg.start_soon(self._fleet_webhooks.follow, poller, downloader.start)
             for job_pk in recovery.downloads:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)

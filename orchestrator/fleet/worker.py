@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -21,9 +22,13 @@ from ..clock import SYSTEM, Clock
 from ..config import Settings
 from ..engine import Engine, RunOutcome
 from ..errors import Interrupted, StopRun, UsageError
+from ..logs import Redactor
 from ..store import Store
 from .decisions import AccountLimits, heartbeat_every, limits_conflict
 from .member import FleetMember
+
+if TYPE_CHECKING:
+    from ..webhooks.fleet import FleetWebhooks
 
 log = logging.getLogger("orchestrator")
 
@@ -65,6 +70,13 @@ class Worker:
         self.outcomes: dict[str, RunOutcome] = {}
         self.errors: list[StopRun] = []
         self._stopping = False
+        # One webhook receiver for the whole process, whatever its accounts.
+        self.webhooks: FleetWebhooks | None = None
+        if settings.webhook_url:
+            from ..webhooks.fleet import FleetWebhooks  # starlette, uvicorn: only for webhooks
+
+            redact = Redactor(settings.api_key or "")
+            self.webhooks = FleetWebhooks(settings, redact, store, self.id, clock=clock)
 
     def __repr__(self) -> str:
         return f"<Worker {self.id} accounts={sorted(self.engines)} burst={self.burst}>"
@@ -79,6 +91,8 @@ class Worker:
         (UsageError when a named account has no key, or its limits differ from the
         fleet's); then the lease. Returns the accounts."""
         accounts = self._accounts(self.named or self.store.fleet.accounts(self.batches))
+        if self.webhooks is not None:
+            self.webhooks.open(self.store)  # the port is ours before anything is sent
         self.store.fleet.register(self.id, self.lease_seconds)
         log.info("worker %s: accounts %s", self.id, ", ".join(accounts) or "none yet")
         return accounts
@@ -112,6 +126,8 @@ class Worker:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeat, tg.cancel_scope)
                 tg.start_soon(self._signals)
+                if self.webhooks is not None:
+                    tg.start_soon(self.webhooks.serve)
                 async with anyio.create_task_group() as engines:
                     for account in list(self._keys):
                         engines.start_soon(self._run_account, account)
@@ -121,6 +137,8 @@ class Worker:
                             engines.start_soon(self._run_account, account)
                 tg.cancel_scope.cancel()
         finally:
+            if self.webhooks is not None:
+                self.webhooks.close()
             with anyio.CancelScope(shield=True):
                 self.store.fleet.stop(self.id)
         interrupted = [e for e in self.errors if isinstance(e, Interrupted)]
@@ -151,7 +169,15 @@ class Worker:
             burst=self.burst,
             idle_poll=self.idle_poll,
         )
-        engine = Engine(self.store, settings, batches=self.batches, clock=self.clock, fleet=member)
+        hooks = self.webhooks.for_account(account) if self.webhooks is not None else None
+        engine = Engine(
+            self.store,
+            settings,
+            batches=self.batches,
+            clock=self.clock,
+            fleet=member,
+            webhooks=hooks,
+        )
         self.engines[account] = engine
         try:
             self.outcomes[account] = await engine.run()

@@ -79,6 +79,7 @@ from .records import (
     Requeued,
 )
 from .recovery import Chooser, Takeover
+from .relay import Holding, Relay
 from .requests import RequestLog
 from .sheet import SheetReads
 from .spend import Spend
@@ -111,6 +112,7 @@ class Store:
         self.sheet = SheetReads(self._db)  # what the contact sheet reads
         self.takeover = Takeover(self._db)  # recovery of given attempts (many processes)
         self.fleet = Fleet(self._db)  # workers, leases, and each account's shared limits
+        self.relay = Relay(self._db)  # a fleet's webhooks: tokens, who holds an attempt
 
     @property
     def engine(self) -> Engine:
@@ -347,12 +349,14 @@ __all__ = [
     "Fleet",
     "Flight",
     "Gate",
+    "Holding",
     "IngestResult",
     "JobOrigin",
     "NoQueue",
     "OrchestratorError",
     "PendingOutput",
     "Recovery",
+    "Relay",
     "Requeued",
     "Spend",
     "Store",

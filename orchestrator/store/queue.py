@@ -104,8 +104,11 @@ _REQUEUE = Prepared(
     _job.values(state=JobState.QUEUED, not_before=bindparam("not_before"), updated_at=_NOW)
 )
 _STATUS = Prepared(_attempt.values(status=bindparam("status")))
+# Completion and failure are recorded once: by a poll or by a webhook (which another
+# worker of a fleet may have received), whichever commits first; the other changes nothing.
+_in_flight = _a.c.state == AttemptState.SUBMITTED
 _COMPLETE = Prepared(
-    _attempt.values(
+    _attempt.where(_in_flight).values(
         state=AttemptState.COMPLETED,
         status="completed",
         finished_at=_NOW,
@@ -115,7 +118,7 @@ _COMPLETE = Prepared(
 _JOB_STATE = Prepared(_job.values(state=bindparam("state"), updated_at=_NOW))
 _CHARGED = Prepared(select(_a.c.credits).where(_a.c.pk == bindparam("attempt", type_=Integer)))
 _FAIL = Prepared(
-    _attempt.values(
+    _attempt.where(_in_flight).values(
         state=AttemptState.FAILED,
         status="failed",
         error_name=bindparam("error_name"),
@@ -300,13 +303,18 @@ def record_completed(
     db: Database, flight: Flight, urls: Sequence[str], *, seen_by: str | None = None
 ) -> list[PendingOutput]:
     """Completion and its output URLs in one transaction; the downloads follow.
-    `seen_by`: what showed it completed, "status" or "webhook"."""
+    `seen_by`: what showed it completed, "status" or "webhook".
+
+    When the attempt was already recorded finished (a webhook that another worker
+    took), nothing changes and its outputs still to save are returned."""
     now = db.clock.wall()
     with db.tx() as conn:
-        _COMPLETE(conn, attempt=flight.attempt_pk, now=now, seen_by=seen_by)
-        state = (JobState.DOWNLOADING if urls else JobState.COMPLETED).value
-        _JOB_STATE(conn, job=flight.job_pk, state=state, now=now)
-        return outputs.add(conn, flight, urls)
+        if _COMPLETE(conn, attempt=flight.attempt_pk, now=now, seen_by=seen_by).rowcount == 1:
+            state = (JobState.DOWNLOADING if urls else JobState.COMPLETED).value
+            _JOB_STATE(conn, job=flight.job_pk, state=state, now=now)
+            return outputs.add(conn, flight, urls)
+    pending = outputs.pending_outputs(db, flight.job_pk)
+    return [o for o in pending if o.attempt_pk == flight.attempt_pk]
 
 
 def record_failed(
@@ -328,7 +336,7 @@ def record_failed(
     with db.tx() as conn:
         charged = _CHARGED(conn, attempt=attempt_pk).scalar_one()
         refunded = int(charged or 0) if refund else 0
-        _FAIL(
+        failed = _FAIL(
             conn,
             attempt=attempt_pk,
             error_name=name,
@@ -336,6 +344,8 @@ def record_failed(
             now=now,
             seen_by=seen_by,
         )
+        if failed.rowcount != 1:  # already recorded finished (see _COMPLETE)
+            return 0
         if refunded:
             journal.ledger(conn, job_pk, attempt_pk, flight.prediction_id, -refunded, now)
         error = f"{name}: {message}" if message else name

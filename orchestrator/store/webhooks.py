@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from .. import schema as t
 from .connection import Database
@@ -12,6 +12,7 @@ _w = t.webhook_tokens
 _ADD = Prepared(inserting(_w, "digest", "created_at"))
 _FORGET = Prepared(delete(_w).where(_w.c.created_at < bindparam("before")))
 _ALL = Prepared(select(_w.c.digest).order_by(_w.c.pk))
+_VALID = Prepared(select(_w.c.digest).where(_w.c.created_at >= bindparam("since")))
 
 # A run's token stays valid this long after the run began: its predictions finish
 # within the prediction timeout (15 minutes) and FASHN retries a webhook for about 5
@@ -27,3 +28,8 @@ def add_token(db: Database, digest: str) -> list[str]:
         _FORGET(conn, before=now - KEEP_SECONDS)
         _ADD(conn, digest=digest, created_at=now)
         return [row[0] for row in _ALL(conn)]
+
+
+def valid_digests(conn: Connection, now: float) -> list[str]:
+    """The digests of the tokens still valid (those of runs begun since KEEP_SECONDS)."""
+    return [row[0] for row in _VALID(conn, since=now - KEEP_SECONDS)]

@@ -48,6 +48,9 @@ class Inbox:
     def __init__(self, digests: Iterable[str], redact: Callable[[str], str]):
         self._digests = set(digests)
         self._redact = redact
+        # Asked about a digest not (yet) trusted: a fleet's receiver looks in the
+        # database for the tokens of workers started since (see webhooks/fleet.py).
+        self.lookup: Callable[[str], bool] | None = None
         self.counts: Counter[str] = Counter()  # by outcome: accepted, or why refused
 
     def __repr__(self) -> str:
@@ -56,6 +59,14 @@ class Inbox:
     def trust(self, token_digest: str) -> None:
         self._digests.add(token_digest)
 
+    def _trusted(self, token_digest: str) -> bool:
+        if token_digest in self._digests:
+            return True
+        return self.lookup is not None and self.lookup(token_digest)
+
+    def knows(self, token_digest: str) -> bool:
+        return token_digest in self._digests
+
     def attempt(self, path: str) -> int:
         """The attempt a POST's path names (`.../<token>/<attempt>`, whatever prefix a
         proxy left), if its token is ours; else Refused (404, as for any unknown path)."""
@@ -63,7 +74,7 @@ class Inbox:
         if len(parts) < 2 or not _ATTEMPT.fullmatch(parts[-1]):
             raise self._refuse(404, "bad path")
         token = parts[-2]
-        if not _TOKEN.fullmatch(token) or digest(token) not in self._digests:
+        if not _TOKEN.fullmatch(token) or not self._trusted(digest(token)):
             raise self._refuse(404, "unknown token")
         return int(parts[-1])
 

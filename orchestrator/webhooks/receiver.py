@@ -51,7 +51,9 @@ class Receiver:
 
     def __init__(self, inbox: Inbox):
         self.inbox = inbox
-        self.on_notice: Callable[[Notice], None] | None = None  # set while a run is on
+        # Set while a run is on; it may answer another status than 200 (a fleet's
+        # receiver asks FASHN to retry a webhook that overtook another worker's /run).
+        self.on_notice: Callable[[Notice], int | None] | None = None
         self.app = Starlette(routes=[Route("/{path:path}", self._post, methods=["POST"])])
 
     def __repr__(self) -> str:
@@ -73,7 +75,9 @@ class Receiver:
         on_notice = self.on_notice
         if on_notice is None:
             return Response("no run under way", 503, media_type="text/plain")
-        on_notice(notice)
+        answer = on_notice(notice)  # an HTTP status other than 200, or None
+        if answer is not None and answer != 200:
+            return Response(f"not now ({answer})", answer, media_type="text/plain")
         return Response(status_code=200)
 
 
