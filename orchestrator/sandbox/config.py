@@ -159,6 +159,10 @@ class SandboxConfig:
         status then answers 404 and the output URLs 403.
     base64_ttl: same for predictions with `return_base64: true`, whose outputs
         only exist inside the status answer: after it the status answers 404.
+    webhook_reroute: receivers ("host:port", ...) behind one load balancer, as a
+        fleet's workers are: a webhook whose URL names one of them is delivered to the
+        next one in the list (cyclically), its path kept, so that each webhook reaches
+        another worker than the one that sent its /run. Empty: delivered as addressed.
     """
 
     api_key: str = "sandbox"
@@ -172,6 +176,7 @@ class SandboxConfig:
     faults: Faults = field(default_factory=Faults)
     url_ttl: float = 72 * 3600.0
     base64_ttl: float = 3600.0
+    webhook_reroute: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:

@@ -13,7 +13,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .config import SandboxConfig
 from .faults import draw
@@ -33,6 +33,15 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "webhook_url must be an absolute http(s) URL"
     return None
+
+
+def reroute(url: str, listeners: tuple[str, ...]) -> str:
+    """`url` sent to the listener after the one it names (see SandboxConfig)."""
+    parts = urlsplit(url)
+    if parts.netloc not in listeners:
+        return url
+    after = listeners[(listeners.index(parts.netloc) + 1) % len(listeners)]
+    return urlunsplit(parts._replace(netloc=after))
 
 
 @dataclass(slots=True)
@@ -66,6 +75,7 @@ class WebhookOutbox:
         if draw(seed, "webhook_drop", *key) < faults.webhook_drop:
             self.counts["dropped"] += 1
             return
+        url = reroute(url, self.config.webhook_reroute)
         due = prediction.finished_at
         if draw(seed, "webhook_delay", *key) < faults.webhook_delay:
             low, high = faults.webhook_delay_seconds

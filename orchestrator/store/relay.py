@@ -26,11 +26,6 @@ _HOLDING = Prepared(
     .join(_j, _j.c.pk == _a.c.job_pk)
     .where(_a.c.pk == bindparam("attempt", type_=Integer))
 )
-_SETTLED = Prepared(
-    select(_a.c.pk, _a.c.state).where(
-        _a.c.pk.in_(bindparam("attempts", expanding=True)), _a.c.state != AttemptState.SUBMITTED
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,10 @@ class Relay:
         if not attempt_pks:
             return {}
         with self._db.tx() as conn:
-            return {int(pk): str(st) for pk, st in _SETTLED(conn, attempts=list(attempt_pks))}
+            query = select(_a.c.pk, _a.c.state).where(
+                _a.c.pk.in_([int(pk) for pk in attempt_pks]), _a.c.state != AttemptState.SUBMITTED
+            )
+            return {int(pk): str(st) for pk, st in conn.execute(query)}
 
 
 __all__ = ["Holding", "Relay"]

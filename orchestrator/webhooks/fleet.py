@@ -44,7 +44,7 @@ log = logging.getLogger("orchestrator")
 
 # How often a worker looks for tokens it does not know (at most), and how often each
 # engine looks whether another worker's receiver finished one of its flights.
-REFRESH_EVERY = 1.0
+REFRESH_EVERY = 0.05
 FOLLOW_EVERY = 0.1
 
 
@@ -82,7 +82,6 @@ class FleetWebhooks(Webhooks):
         if not self._opened:
             super().open(store)
             self._opened = True
-            self._refreshed = self.clock.monotonic()
 
     def for_account(self, account: str) -> AccountWebhooks:
         return AccountWebhooks(self, account)
