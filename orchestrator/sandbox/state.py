@@ -87,7 +87,8 @@ class SandboxState:
 
     @public_url.setter
     def public_url(self, url: str) -> None:
-        self._handlers.cdn.public_url = url
+        for handlers in self._accounts.values():  # every account's webhooks carry it
+            handlers.cdn.public_url = url
 
     # -- requests ---------------------------------------------------------------
 

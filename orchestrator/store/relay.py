@@ -68,12 +68,13 @@ class Relay:
         return Holding(str(state), prediction_id, worker, str(account), flight)
 
     def settled(self, attempt_pks: Sequence[int]) -> dict[int, str]:
-        """Of these attempts, those no longer in flight: attempt pk -> state."""
+        """Of these attempts, those recorded finished: attempt pk -> state."""
         if not attempt_pks:
             return {}
         with self._db.tx() as conn:
             query = select(_a.c.pk, _a.c.state).where(
-                _a.c.pk.in_([int(pk) for pk in attempt_pks]), _a.c.state != AttemptState.SUBMITTED
+                _a.c.pk.in_([int(pk) for pk in attempt_pks]),
+                _a.c.state.in_([AttemptState.COMPLETED, AttemptState.FAILED]),
             )
             return {int(pk): str(st) for pk, st in conn.execute(query)}
 
