@@ -21,7 +21,6 @@ yet) is answered 503: FASHN sends it again, and polling stays the net.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ from .. import policy
 from ..api import Status
 from ..clock import SYSTEM, Clock
 from ..config import Settings
+from ..engine.failures import log_failure
 from ..models import AttemptState
 from ..store import Holding, Store
 from .endpoint import Webhooks
@@ -40,7 +40,6 @@ from .inbox import Notice
 if TYPE_CHECKING:
     from ..engine.poller import Poller
 
-log = logging.getLogger("orchestrator")
 
 # How often a worker looks for tokens it does not know (at most), and how often each
 # engine looks whether another worker's receiver finished one of its flights.
@@ -142,7 +141,7 @@ class FleetWebhooks(Webhooks):
             seen_by="webhook",
         )
         if not retry:
-            log.warning("job %s: prediction failed with %s", flight.job_id, name)
+            log_failure(store, flight.job_pk, f"{name}: {message}" if message else name)
 
 
 class AccountWebhooks:
