@@ -41,11 +41,15 @@ def test_each_webhook_taken_by_another_worker(sandbox, database, tmp_path: Path)
     runs = server.state.runs_by_fingerprint()
     assert len(runs) == 60 and set(runs.values()) == {1}  # 0 duplicate predictions
     _limits_held(server.state)
-    # Every webhook taken at once (2xx, none sent again) by the other worker's receiver.
-    assert server.state.webhooks == {"scheduled": 60, "sent": 60, "delivered": 60}
+    # Every webhook taken by the other worker's receiver (2xx); one that overtook the
+    # holder's /run answer (a loaded machine) is answered 503, and FASHN sends it again.
+    hooks = server.state.webhooks
+    assert hooks["delivered"] == 60 and hooks.get("abandoned", 0) == 0
+    early = hooks.get("retried", 0)
     # Each prediction detected by its webhook, but those that a poll of the net found
-    # finished first (the sandbox saw which), or whose answer the holder committed while
-    # the webhook crossed to the other worker and its database write (a few at most).
+    # finished first (the sandbox saw which), those that came early, and those whose
+    # answer the holder committed while the webhook crossed to the other worker and its
+    # database write (a few at most).
     seen = dict(_read(db, "SELECT seen_by, count(*) FROM attempts GROUP BY seen_by"))
     polled_first = sum(
         1
@@ -54,7 +58,7 @@ def test_each_webhook_taken_by_another_worker(sandbox, database, tmp_path: Path)
         and (r.first_notified_at is None or r.first_seen_finished_at < r.first_notified_at)
     )
     assert seen.get("webhook", 0) + seen.get("status", 0) == 60
-    assert seen.get("status", 0) <= polled_first + 6, (seen, polled_first)
+    assert seen.get("status", 0) <= polled_first + early + 6, (seen, polled_first, early)
     # Both workers sent /run requests, so each took webhooks of the other's predictions.
     holders = _read(db, "SELECT count(DISTINCT worker) FROM jobs")
     assert holders == [(2,)]
