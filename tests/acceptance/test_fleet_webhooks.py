@@ -20,7 +20,8 @@ pytestmark = pytest.mark.both_databases
 
 def _hooks(port: int) -> tuple[str, ...]:
     url = f"http://127.0.0.1:{port}/hooks"
-    return ("--webhook-url", url, "--webhook-listen", f"127.0.0.1:{port}")
+    # A longer lease than test_fleet's: a loaded machine must not kill a worker here.
+    return ("--webhook-url", url, "--webhook-listen", f"127.0.0.1:{port}", "--lease-seconds", "10")
 
 
 @pytest.mark.timeout(300)
