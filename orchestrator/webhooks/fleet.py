@@ -108,10 +108,10 @@ class FleetWebhooks(Webhooks):
             _after_answer(announce, notice)
             return None
         if holding.state != AttemptState.SUBMITTED:
-            if holding.prediction_id is None:  # it overtook its /run answer: again later
+            if holding.state == AttemptState.PENDING:  # it overtook its /run answer
                 self.counts["early"] += 1
                 return 503
-            self.counts["duplicate"] += 1
+            self.counts["duplicate"] += 1  # or an attempt given up (its job sent again)
             return None
         if holding.prediction_id != notice.prediction_id:
             self.counts["other prediction"] += 1
