@@ -50,7 +50,8 @@ def test_each_webhook_taken_by_another_worker(sandbox, database, tmp_path: Path)
     # Each prediction detected by its webhook, but those that a poll of the net found
     # finished first (the sandbox saw which), those that came early, and those whose
     # answer the holder committed while the webhook crossed to the other worker and its
-    # database write (a few at most).
+    # database write (a race the poll of the net wins a few times in 60 when the machine
+    # is loaded: seen 0 to 7).
     seen = dict(_read(db, "SELECT seen_by, count(*) FROM attempts GROUP BY seen_by"))
     polled_first = sum(
         1
@@ -59,7 +60,7 @@ def test_each_webhook_taken_by_another_worker(sandbox, database, tmp_path: Path)
         and (r.first_notified_at is None or r.first_seen_finished_at < r.first_notified_at)
     )
     assert seen.get("webhook", 0) + seen.get("status", 0) == 60
-    assert seen.get("status", 0) <= polled_first + early + 6, (seen, polled_first, early)
+    assert seen.get("status", 0) <= polled_first + early + 10, (seen, polled_first, early)
     # Both workers sent /run requests, so each took webhooks of the other's predictions.
     holders = _read(db, "SELECT count(DISTINCT worker) FROM jobs")
     assert holders == [(2,)]
