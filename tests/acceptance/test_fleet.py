@@ -54,7 +54,9 @@ def _queue(
 
 def _worker(db: str, out: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     args = ("worker", "--burst", "--db", db, "--out", str(out), *WINDOWS)
-    return spawn(*args, "--lease-seconds", "1.5", "--idle-poll", "0.05", *extra, env=env)
+    # A lease long enough that a loaded machine never declares a live worker dead
+    # (`extra` may shorten it: the last --lease-seconds wins).
+    return spawn(*args, "--lease-seconds", "10", "--idle-poll", "0.05", *extra, env=env)
 
 
 def _read(db: str, sql: str, **params: Any) -> list[Any]:
@@ -116,7 +118,7 @@ def test_a_killed_workers_jobs_are_finished_by_the_others(
     server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (20.0, 40.0)})
     db = _queue(tmp_path, database, 60)
     env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
-    workers = [_worker(db, tmp_path / "out", env) for _ in range(3)]
+    workers = [_worker(db, tmp_path / "out", env, "--lease-seconds", "5") for _ in range(3)]
     victim = workers[0]
     while _held_by(db, victim.pid) < 1:  # it holds a prediction in flight
         assert victim.poll() is None, victim.communicate()[1]
