@@ -58,15 +58,12 @@ def test_completions_arrive_by_webhook_over_http(sandbox, store: Store, tmp_path
     assert outcome.counts == {"completed": 40}
     assert state.webhooks["delivered"] == 40
     assert engine.webhooks is not None and engine.webhooks.inbox.counts["accepted"] == 40
-    polled_first = sum(
-        1
-        for r in state.predictions()
-        if r.first_seen_finished_at is not None
-        and (r.first_notified_at is None or r.first_seen_finished_at < r.first_notified_at)
-    )
+    # A completion is recorded from a poll only if some status answer showed it
+    # finished; on a loaded machine such an answer may cross the webhook in flight.
+    polled_finished = sum(1 for r in state.predictions() if r.first_seen_finished_at is not None)
     counts = seen_by(store.path)
     assert counts.get("webhook", 0) + counts.get("status", 0) == 40
-    assert counts.get("status", 0) <= polled_first + 2  # a poll answer may cross a webhook
+    assert counts.get("status", 0) <= polled_finished
     assert state.max_in_window("status") <= 50 and state.rejections == {}
 
 
