@@ -39,6 +39,7 @@ class Poller:
         spawn: Callable[..., Any],
         on_completed: Callable[[int, list[PendingOutput]], None],
         net: bool = False,
+        share: Callable[[int, float], float] | None = None,
     ):
         self.state = state
         self.store = store
@@ -50,6 +51,9 @@ class Poller:
         self._log_requests = state.settings.status_limit is not None and not window.records_requests
         self.wakeups = 0  # times the loop looked for a prediction to ask about
         self.net = net
+        # In a fleet: this worker's share of the account's status budget, given the
+        # predictions it holds (the account's other workers poll theirs).
+        self._share = share
         self.loss = LossRate()
         # A webhook may overtake its /run answer by the time a /run takes, at most.
         self.notices = Notices(state.clock.monotonic, state.settings.request_timeout)
@@ -105,6 +109,8 @@ class Poller:
         limit = self.state.settings.status_limit
         rate = limit.count / limit.seconds if limit else math.inf
         now = self.state.clock.monotonic()
+        if self._share is not None:
+            rate *= self._share(len(self.state.slots), now)
         full_at = self.window.spare_full_at()
         cands = [s.cand for s in self.state.slots.values()]
         if self.net:
