@@ -54,6 +54,8 @@ class Poller:
         # In a fleet: this worker's share of the account's status budget, given the
         # predictions it holds (the account's other workers poll theirs).
         self._share = share
+        limit = state.settings.status_limit
+        self._least_wait = limit.seconds / limit.count / 4 if limit else 0.0
         self.loss = LossRate()
         # A webhook may overtake its /run answer by the time a /run takes, at most.
         self.notices = Notices(state.clock.monotonic, state.settings.request_timeout)
@@ -91,7 +93,11 @@ class Poller:
             cand, wake = self._pick()
             if cand is None:
                 now = state.clock.monotonic()
-                await state.wait_change(None if math.isinf(wake) else wake - now)
+                # A plan may say "now" with nothing to ask about yet (a prediction whose
+                # chance of having finished only begins): look again a little later
+                # rather than spin the loop.
+                wait = None if math.isinf(wake) else max(wake - now, self._least_wait)
+                await state.wait_change(wait)
                 continue
             ticket = await self.window.acquire()
             # The wait may have been long: choose again with what is known now, and
