@@ -211,4 +211,3 @@ def test_an_answer_time_is_written_with_the_workers_next_place(tmp_path: Path) -
     assert other.fleet.acquire("default", "status", limit, "b") == (None, math.inf)
     assert other.fleet.slots_used("default") == 0
     other.close()
-
