@@ -39,6 +39,7 @@ class Poller:
         spawn: Callable[..., Any],
         on_completed: Callable[[int, list[PendingOutput]], None],
         net: bool = False,
+        share: Callable[[int, float], float] | None = None,
     ):
         self.state = state
         self.store = store
@@ -50,6 +51,11 @@ class Poller:
         self._log_requests = state.settings.status_limit is not None and not window.records_requests
         self.wakeups = 0  # times the loop looked for a prediction to ask about
         self.net = net
+        # In a fleet: this worker's share of the account's status budget, given the
+        # predictions it holds (the account's other workers poll theirs).
+        self._share = share
+        limit = state.settings.status_limit
+        self._least_wait = limit.seconds / limit.count / 4 if limit else 0.0
         self.loss = LossRate()
         # A webhook may overtake its /run answer by the time a /run takes, at most.
         self.notices = Notices(state.clock.monotonic, state.settings.request_timeout)
@@ -87,7 +93,11 @@ class Poller:
             cand, wake = self._pick()
             if cand is None:
                 now = state.clock.monotonic()
-                await state.wait_change(None if math.isinf(wake) else wake - now)
+                # A plan may say "now" with nothing to ask about yet (a prediction whose
+                # chance of having finished only begins): look again a little later
+                # rather than spin the loop.
+                wait = None if math.isinf(wake) else max(wake - now, self._least_wait)
+                await state.wait_change(wait)
                 continue
             ticket = await self.window.acquire()
             # The wait may have been long: choose again with what is known now, and
@@ -105,6 +115,8 @@ class Poller:
         limit = self.state.settings.status_limit
         rate = limit.count / limit.seconds if limit else math.inf
         now = self.state.clock.monotonic()
+        if self._share is not None:
+            rate *= self._share(len(self.state.slots), now)
         full_at = self.window.spare_full_at()
         cands = [s.cand for s in self.state.slots.values()]
         if self.net:

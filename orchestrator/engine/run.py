@@ -193,6 +193,7 @@ class Engine:
                 spawn=tg.start_soon,
                 on_completed=downloader.start,
                 net=self.webhooks is not None,
+                share=self.fleet.status_share if self.fleet is not None else None,
             )
             self.poller = poller
             submitter = Submitter(

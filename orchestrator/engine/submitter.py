@@ -72,6 +72,9 @@ class Submitter:
             if now < self._server_full_until:
                 await state.wait_change(self._server_full_until - now)
                 continue
+            if self.fleet is not None and not self.fleet.slot_free(now):
+                await state.wait_change(self.fleet.poll)  # the fleet fills the account's slots
+                continue
             ticket = self.window.try_acquire()
             if ticket is None:
                 # Look for work before waiting for the window: at the end of a batch

@@ -23,6 +23,8 @@ from .windows import SharedWindow
 
 log = logging.getLogger("orchestrator")
 
+SHARE_FRESH = 0.1  # seconds: how old the count of the account's slots in use may be
+
 
 class FleetMember:
     """What an engine of worker `worker` needs to run `account` in a fleet."""
@@ -45,6 +47,7 @@ class FleetMember:
         self.burst = burst
         self.idle_poll = idle_poll  # how often an idle worker looks for new jobs
         self.gate = Gate(account, settings.concurrency, worker)
+        self._used, self._used_at = 0, -math.inf  # the account's slots in use, read at
         run = settings.run_limit
         # How often to look again while another worker's predictions fill the slots.
         self.poll = min(run.seconds / run.count / 2, 0.25) if run else 0.05
@@ -99,6 +102,7 @@ class FleetMember:
             await anyio.sleep(every)
             if state.stopped():
                 return
+            self.store.fleet.write_answers()
             recovery = self.take_over()
             offset = state.clock.wall() - state.clock.monotonic()
             for flight in recovery.flights:
@@ -106,6 +110,24 @@ class FleetMember:
             for job_pk in recovery.downloads:
                 download(job_pk)
             state.notify()
+
+    def slot_free(self, now: float) -> bool:
+        """Whether the account has a free slot, as last committed (the claim decides)."""
+        return self._slots_used(now) < self.gate.slots
+
+    def status_share(self, mine: int, now: float) -> float:
+        """This worker's share of the account's status budget: its part of the
+        account's predictions in flight (the others' pollers take theirs)."""
+        if mine == 0:
+            return 1.0
+        return mine / max(self._slots_used(now, fresh=SHARE_FRESH), mine)
+
+    def _slots_used(self, now: float, fresh: float = 0.0) -> int:
+        """The account's slots in use, read again if older than `fresh` seconds
+        (`now`: monotonic)."""
+        if now - self._used_at > fresh:
+            self._used, self._used_at = self.store.fleet.slots_used(self.account), now
+        return self._used
 
     def has_ready(self, batches: Sequence[str] | None) -> bool:
         return self.store.fleet.has_ready(self.account, batches)
@@ -116,6 +138,7 @@ class FleetMember:
         waiting, due, held = self.store.fleet.queue_state(self.account, batches, self.worker)
         if self.burst and burst_done(waiting, held, state.busy()):
             return False
+        self.store.fleet.write_answers()  # nothing may be sent for a while
         wait = self.idle_poll
         if due is not None:
             wait = min(wait, max(0.0, due - state.clock.wall()))

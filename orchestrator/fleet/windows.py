@@ -3,7 +3,8 @@
 It is a `SlidingWindow` (limits.py) whose count lives in the `requests` table: each
 place is a request row of the account, taken in one transaction that counts the
 others (store/fleet_limits.py), given back by its answer (`done`: it then holds the
-window for one more window) or by never being sent (`cancel`). Pacing and the
+window for one more window; the answer time is written with the worker's next place,
+see store/fleet.py) or by never being sent (`cancel`). Pacing and the
 server's Retry-After pauses stay local: they only spread one worker's requests out.
 A worker cannot hear another's answers, so while the window is full of unanswered
 requests it looks again every `poll` seconds.

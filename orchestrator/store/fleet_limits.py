@@ -11,7 +11,7 @@ count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ _SET_LIMITS = Prepared(
 )
 # A window's holders: requests unanswered, or answered less than a window ago.
 _HOLDERS = Prepared(
-    select(_r.c.done_at)
+    select(_r.c.pk, _r.c.done_at)
     .where(
         _r.c.account == _ACCOUNT,
         _r.c.endpoint == bindparam("endpoint"),
@@ -57,7 +57,9 @@ _HOLDERS = Prepared(
     .order_by(_r.c.done_at)
 )
 _SEND = adding(inserting(_r, "endpoint", "sent_at", "account", "worker"))
-_ANSWERED = Prepared(update(_r).where(_r.c.pk == bindparam("request")).values(done_at=_NOW))
+_ANSWERED = Prepared(
+    update(_r).where(_r.c.pk == bindparam("request")).values(done_at=bindparam("done_at"))
+)
 _UNSENT = Prepared(delete(_r).where(_r.c.pk == bindparam("request")))
 # The account's slots: its jobs with a `/run` on its way or a prediction in flight.
 _SLOTS_USED = Prepared(
@@ -160,27 +162,59 @@ def acquire(
     limit: RateLimit | None,
     worker: str,
     paused_until: float = 0.0,
+    answers: Mapping[int, float] | None = None,
 ) -> tuple[int | None, float]:
     """A place in the account's window for one request sent now: (its request pk,
-    now), or (None, the wall time it could go; inf until an answer)."""
+    now), or (None, the wall time it could go; inf until an answer).
+
+    `answers`: answer times (by request pk) this worker has not written yet; they are
+    written in the transaction that takes the place. A read (no lock) decides first
+    whether the place is there, so a full window costs no write transaction."""
+    answers = answers or {}
     now = db.clock.wall()
     with db.tx() as conn:
+        at = _ready_at(conn, account, endpoint, limit, now, paused_until, answers)
+    if at > now:
+        return None, at
+    with db.tx() as conn:
         lock(conn, account, now)
-        horizon = now - (limit.seconds if limit else 0.0)
-        held = [
-            done for (done,) in _HOLDERS(conn, account=account, endpoint=endpoint, horizon=horizon)
-        ]
-        answered = sorted(d for d in held if d is not None)
-        at = window_ready_at(limit, now, answered, len(held) - len(answered), paused_until)
+        write_answers(conn, answers)
+        at = _ready_at(conn, account, endpoint, limit, now, paused_until, answers)
         if at > now:
             return None, at
         pk = new_pk(_SEND(conn, endpoint=endpoint, sent_at=now, account=account, worker=worker))
     return pk, now
 
 
-def answered(db: Database, request_pk: int) -> None:
+def _ready_at(
+    conn: Connection,
+    account: str,
+    endpoint: str,
+    limit: RateLimit | None,
+    now: float,
+    paused_until: float,
+    answers: Mapping[int, float],
+) -> float:
+    """When the account's window lets the next request go, as the database holds it
+    and with this worker's answers not yet written."""
+    horizon = now - (limit.seconds if limit else 0.0)
+    held = [
+        done if done is not None else answers.get(pk)
+        for pk, done in _HOLDERS(conn, account=account, endpoint=endpoint, horizon=horizon)
+    ]
+    answered = sorted(d for d in held if d is not None)
+    return window_ready_at(limit, now, answered, len(held) - len(answered), paused_until)
+
+
+def write_answers(conn: Connection, answers: Mapping[int, float]) -> None:
+    """Record when requests were answered (each then holds its window one more window)."""
+    for pk, done_at in answers.items():
+        _ANSWERED(conn, request=pk, done_at=done_at)
+
+
+def answered(db: Database, answers: Mapping[int, float]) -> None:
     with db.tx() as conn:
-        _ANSWERED(conn, request=request_pk, now=db.clock.wall())
+        write_answers(conn, answers)
 
 
 def unsent(db: Database, request_pk: int) -> None:
@@ -197,6 +231,12 @@ def queue_state(
         count, due = _WAITING(conn, batches, account=account).one()
         held = _HELD_ELSEWHERE(conn, batches, account=account, worker=worker).scalar_one()
     return int(count), due, int(held)
+
+
+def slots_used(db: Database, account: str) -> int:
+    """The account's slots in use, as last committed (a read: no lock)."""
+    with db.tx() as conn:
+        return int(_SLOTS_USED(conn, account=account).scalar_one())
 
 
 def has_ready(db: Database, account: str, batches: Sequence[str] | None) -> bool:

@@ -188,3 +188,26 @@ def test_a_bad_account_name_is_a_manifest_problem(tmp_path: Path) -> None:
         Store(tmp_path / "q.db").ingest(
             "c", "c.jsonl", read_manifest(tmp_path / "c.jsonl").entries()
         )
+
+
+def test_an_answer_time_is_written_with_the_workers_next_place(tmp_path: Path) -> None:
+    """Until a worker writes an answer time, the others count its request as unanswered
+    (their window held longer, never shorter); the worker itself counts the answer."""
+    clock = VirtualClock()
+    store = _store_with_job(tmp_path, clock)
+    other = Store(tmp_path / "q.db", clock=clock)
+    store.fleet.record_limits("default", AccountLimits(6, None, None), others_live=False)
+    limit = RateLimit(1, 10.0)
+    pk, _ = store.fleet.acquire("default", "status", limit, "a")
+    assert pk is not None
+    clock.advance(1.0)
+    store.fleet.answered(pk)
+    answered_at = clock.wall()
+    assert other.fleet.acquire("default", "status", limit, "b") == (None, math.inf)
+    assert store.fleet.acquire("default", "status", limit, "a") == (None, answered_at + 10.0)
+    clock.advance(10.5)
+    assert store.fleet.acquire("default", "status", limit, "a")[0] is not None
+    # Written with that place: the other worker now sees the first request answered.
+    assert other.fleet.acquire("default", "status", limit, "b") == (None, math.inf)
+    assert other.fleet.slots_used("default") == 0
+    other.close()
