@@ -96,6 +96,7 @@ class Engine:
         self._blocking = blocking
         self._started = 0.0
         self._finished_before = 0  # jobs of `batches` already terminal when the run began
+        self._start_progress: tuple[dict[str, int], int] | None = None
         self.poller: Poller | None = None
         self.budget: Budget | None = None  # --max-credits
         self.balance: BalanceCheck | None = None  # the balance before and after
@@ -122,7 +123,9 @@ class Engine:
         if self.webhooks is not None:
             self.webhooks.open(self.store)  # the port is ours before anything is sent
         recovery = recover(self.store, self.fleet)
-        counts, _ = self.store.progress(self.batches)
+        # The first progress line reuses this count: on a large queue each is a scan.
+        self._start_progress = self.store.progress(self.batches)
+        counts = self._start_progress[0]
         self._finished_before = sum(n for s, n in counts.items() if JobState(s).terminal)
         if self.fleet is None:  # a fleet's windows are the database's own
             windows = (self.run_window, self.status_window)
@@ -263,7 +266,8 @@ class Engine:
 
     def snapshot(self) -> Progress:
         """Where the run stands, as the store records it (one indexed query)."""
-        counts, credits = self.store.progress(self.batches)
+        start, self._start_progress = self._start_progress, None
+        counts, credits = start or self.store.progress(self.batches)
         finished = sum(n for s, n in counts.items() if JobState(s).terminal)
         state = self.state
         return Progress(

@@ -167,3 +167,22 @@ def test_retryable_failures_are_retried_and_permanent_ones_are_not(world: World)
     outcome = world.run()
     assert outcome.counts == {"completed": 1, "failed": 1}
     assert sorted(world.fashn.state.runs_by_fingerprint().values()) == [1, 2]
+
+
+def test_a_run_counts_the_queue_once_before_its_first_request(world: World) -> None:
+    """The first progress line reuses the run's starting count: on a large queue each
+    count is a scan, and both would come before the first /run."""
+    world.store.ingest("b", "m.yaml", jobs(5))
+    scans: list[int] = []
+    progress = world.store.progress
+
+    def counted(batches: Any) -> tuple[dict[str, int], int]:
+        scans.append(len(world.fashn.state.predictions()))
+        return progress(batches)
+
+    world.store.progress = counted  # type: ignore[method-assign]
+    seen: list[dict[str, int]] = []
+    outcome = world.run(world.engine(on_progress=lambda p: seen.append(dict(p.counts))))
+    assert outcome.counts == {"completed": 5}
+    assert seen[0] == {"queued": 5}
+    assert scans.count(0) == 1  # one count before any prediction was made
