@@ -52,24 +52,24 @@ _JOBS = Scoped(
     .outerjoin(_src, _src.c.pk == _j.c.reused_from)
     .order_by(_j.c.pk)
 )
+
+
+def _key_names(column: Any) -> Scoped[Any]:
+    """The distinct keys of a JSON object column over the jobs (NULLs skipped)."""
+    key = dialect.json_keys(column)
+    return Scoped(
+        select(key.c.key)
+        .distinct()
+        .select_from(_j)
+        .join(key, true())
+        .where(column.is_not(None))
+        .order_by(key.c.key)
+    )
+
+
 # The input names and meta names the jobs use: the CSV report's columns.
-_input_key = dialect.json_keys(_j.c.inputs)
-_INPUT_NAMES = Scoped(
-    select(_input_key.c.key)
-    .distinct()
-    .select_from(_j)
-    .join(_input_key, true())
-    .order_by(_input_key.c.key)
-)
-_meta_key = dialect.json_keys(_j.c.meta)
-_META_NAMES = Scoped(
-    select(_meta_key.c.key)
-    .distinct()
-    .select_from(_j)
-    .join(_meta_key, true())
-    .where(_j.c.meta.is_not(None))
-    .order_by(_meta_key.c.key)
-)
+_INPUT_NAMES = _key_names(_j.c.inputs)
+_META_NAMES = _key_names(_j.c.meta)
 _ATTEMPTS = Scoped(select(_a).join(_j, _j.c.pk == _a.c.job_pk).order_by(_a.c.job_pk, _a.c.pk))
 _OUTPUTS = Scoped(
     select(_o)
