@@ -111,6 +111,9 @@ class WebhookOutbox:
                 Delivery(delivery.prediction_id, delivery.url, now + wait, delivery.retries + 1)
             )
             self.counts["retried"] += 1
+            # The sender may be asleep with nothing due: the retry must wake it.
+            if self.on_scheduled is not None:
+                self.on_scheduled()
         else:
             self.counts["abandoned"] += 1
 

@@ -93,6 +93,22 @@ def test_a_delivery_not_answered_2xx_is_retried_five_times() -> None:
     assert state.webhooks["abandoned"] == 1 and state.webhooks["retried"] == 5
 
 
+def test_a_retry_wakes_the_sender() -> None:
+    """The sender sleeps while nothing is due: a retry scheduled by an answer must wake it
+    (it used to wait for the next prediction's webhook, for ever after the last one)."""
+    clock = ManualClock()
+    state = make(clock)
+    wakes: list[float] = []
+    state.on_webhook_scheduled(lambda: wakes.append(clock.now))
+    submit(state)
+    clock.advance(5.0)
+    ((delivery, _),) = state.due_webhooks()
+    assert state.next_webhook_due() is None
+    woken = len(wakes)
+    state.webhook_answered(delivery, False)
+    assert len(wakes) == woken + 1 and state.next_webhook_due() is not None
+
+
 def test_webhook_faults_are_drawn_per_prediction() -> None:
     """Drop: never due; delay: due late; duplicate: due twice."""
     clock = ManualClock()
