@@ -7,6 +7,7 @@ The `store` (and `database`) fixture runs on SQLite; in a module marked
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -23,7 +24,7 @@ from orchestrator.models import JobSpec, Location
 from orchestrator.sandbox import Limits, SandboxConfig, SandboxServer
 from orchestrator.store import DbLocation, Store
 
-from .postgres import fresh_database
+from .postgres import drop_template, fresh_database, template_name
 
 # Sandbox time runs 50x faster than the API's: a 60 s window lasts 1.2 s.
 SCALE = 0.02
@@ -38,13 +39,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database", backends, indirect=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    template_name()  # named by the first process, so that xdist's workers share it
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the run's first process, last
+        drop_template()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite queue migrated to head, once per process: each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "queue.db"
+    Store(DbLocation.of(path)).close()
+    return path
+
+
 @pytest.fixture
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbLocation]:
-    """Where the test's queue is: a SQLite file, or a fresh PostgreSQL database."""
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path
+) -> Iterator[DbLocation]:
+    """Where the test's queue is, migrated to head: a SQLite file, or a fresh PostgreSQL
+    database."""
     if request.param == "sqlite":
-        yield DbLocation.of(tmp_path / "queue.db")
+        yield DbLocation.of(shutil.copyfile(migrated_sqlite, tmp_path / "queue.db"))
         return
-    with fresh_database() as location:
+    with fresh_database(migrated=True) as location:
         yield location
 
 
