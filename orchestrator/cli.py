@@ -159,7 +159,7 @@ def resume(
     **opts: Any,
 ) -> int:
     """Continue where a run stopped: poll what is in flight, save outputs, submit the rest."""
-    from .service import check_can_run, open_queue, requeue_failed
+    from .service import check_can_run, open_queue
 
     with target(opts) as settings, open_queue(db, create=False) as store:
         batches = store.resolve_batches(batch) if batch else None
@@ -167,7 +167,7 @@ def resume(
         if name_template is not None:
             store.naming.set(batches, name_template)
         if retry_failed:
-            again = requeue_failed(store, batches, url_ttl=settings.output_url_ttl)
+            again = store.retry_failed(batches, url_ttl=settings.output_url_ttl).total
             stderr.print(f"{again} failed job(s) run again")
         return _run(store, settings, batches)
 

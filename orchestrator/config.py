@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 
@@ -141,3 +142,23 @@ class Settings:
             backoff_cap=self.backoff_cap * factor,
             progress_interval=self.progress_interval * factor,
         )
+
+
+SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
+
+# The run options' defaults as the command line and the Python API take them (limits as
+# "N/SECONDS"), drawn from Settings: one place decides each of them.
+RUN_DEFAULTS: dict[str, Any] = {
+    "out": DEFAULT_OUT,
+    "concurrency": Settings.concurrency,
+    "run_limit": str(Settings.run_limit),
+    "status_limit": str(Settings.status_limit),
+    "max_attempts": Settings.max_attempts,
+    "max_credits": Settings.max_credits,
+    "polling": Settings.polling,
+    "sandbox": False,
+    "sandbox_scale": SANDBOX_SCALE,
+    "sandbox_seed": 0,
+    "webhook_url": Settings.webhook_url,
+    "webhook_listen": Settings.webhook_listen,
+}

@@ -27,7 +27,7 @@ from .config import (
     API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_DB,
-    DEFAULT_OUT,
+    RUN_DEFAULTS,
     RateLimit,
     read_api_key,
 )
@@ -54,22 +54,6 @@ class RunOptions(TypedDict, total=False):
     webhook_listen: str | None  # "HOST:PORT"
     api_key: str
     base_url: str
-
-
-_DEFAULTS: dict[str, Any] = {
-    "out": DEFAULT_OUT,
-    "concurrency": 6,
-    "run_limit": "50/60",
-    "status_limit": "50/10",
-    "max_attempts": 3,
-    "max_credits": None,
-    "polling": "adaptive",
-    "sandbox": False,
-    "sandbox_scale": 0.05,
-    "sandbox_seed": 0,
-    "webhook_url": None,
-    "webhook_listen": None,
-}
 
 
 @dataclass(frozen=True)
@@ -133,7 +117,7 @@ def resume(
     **options: Unpack[RunOptions],
 ) -> RunResult:
     """Continue the queue's batches (or `batch`) where they stopped."""
-    from .service import check_can_run, open_queue, requeue_failed
+    from .service import check_can_run, open_queue
 
     opts, credentials = _run_options(options)
     with _target(opts, credentials) as settings, open_queue(db, create=False) as store:
@@ -141,7 +125,7 @@ def resume(
         named = store.resolve_batches(batch) if batch else None
         check_can_run(store, settings.out_dir)
         if retry_failed:
-            requeue_failed(store, named, url_ttl=settings.output_url_ttl)
+            store.retry_failed(named, url_ttl=settings.output_url_ttl)
         _run(store, settings, named)
         return _result(store, named or store.batch_ids(), None)
 
@@ -174,14 +158,14 @@ def validate(
 def _run_options(options: RunOptions) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The options as the command line's parser leaves them, and the credentials."""
     given: dict[str, Any] = dict(options)
-    unknown = set(given) - set(_DEFAULTS) - {"api_key", "base_url"}
+    unknown = set(given) - set(RUN_DEFAULTS) - {"api_key", "base_url"}
     if unknown:
         raise UsageError(
             f"unknown option(s) {', '.join(sorted(unknown))}; the run options are "
             f"{', '.join(sorted(RunOptions.__annotations__))}"
         )
     credentials = {"api_key": given.pop("api_key", None), "base_url": given.pop("base_url", None)}
-    opts = {**_DEFAULTS, **given}
+    opts = {**RUN_DEFAULTS, **given}
     opts["out"] = Path(opts["out"])
     for name in ("run_limit", "status_limit"):
         value = opts[name]

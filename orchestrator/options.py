@@ -15,7 +15,7 @@ from .config import (
     API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_DB,
-    DEFAULT_OUT,
+    RUN_DEFAULTS,
     RateLimit,
     Settings,
     read_api_key,
@@ -25,7 +25,6 @@ from .naming import DEFAULT_TEMPLATE, NameTemplate
 from .store.location import DbLocation
 
 F = TypeVar("F", bound=Callable[..., Any])
-SANDBOX_SCALE = 0.05  # --sandbox runs 20x faster than the real API by default
 
 
 class DatabaseParam(click.ParamType):
@@ -93,7 +92,7 @@ def out_option(f: F) -> F:
         "--out",
         "ORCHESTRATOR_OUT",
         type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_OUT,
+        default=RUN_DEFAULTS["out"],
         help="Outputs go under OUT, named by the batch's --name-template.",
     )(f)
 
@@ -105,20 +104,20 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
         "--concurrency",
         "ORCHESTRATOR_CONCURRENCY",
         type=click.IntRange(1, 64),
-        default=6,
+        default=RUN_DEFAULTS["concurrency"],
         help="Most predictions in flight at once (the API allows 6 per account).",
     ),
     _env_option(
         "--run-limit",
         "ORCHESTRATOR_RUN_LIMIT",
-        default="50/60",
+        default=RUN_DEFAULTS["run_limit"],
         callback=parse_limit,
         help="Most POST /run requests in any window: N/SECONDS, or 'none'.",
     ),
     _env_option(
         "--status-limit",
         "ORCHESTRATOR_STATUS_LIMIT",
-        default="50/10",
+        default=RUN_DEFAULTS["status_limit"],
         callback=parse_limit,
         help="Most GET /status requests in any window: N/SECONDS, or 'none'.",
     ),
@@ -126,21 +125,21 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
         "--max-attempts",
         "ORCHESTRATOR_MAX_ATTEMPTS",
         type=click.IntRange(1, 20),
-        default=3,
+        default=RUN_DEFAULTS["max_attempts"],
         help="Predictions per job before a retryable failure becomes final.",
     ),
     _env_option(
         "--max-credits",
         "ORCHESTRATOR_MAX_CREDITS",
         type=click.IntRange(min=0),
-        default=None,
+        default=RUN_DEFAULTS["max_credits"],
         help="Most credits the batch may spend (charged net of refunds); no more jobs start"
         " once the next one would pass it.  [default: no cap]",
     ),
     click.option(
         "--polling",
         type=click.Choice(["adaptive", "uniform"]),
-        default="adaptive",
+        default=RUN_DEFAULTS["polling"],
         show_default=True,
         help="adaptive: ask about the prediction likeliest to be done; uniform: round robin.",
     ),
@@ -167,11 +166,17 @@ RUN_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
         "--sandbox-scale",
         type=click.FloatRange(min=0.001, max=10),
-        default=SANDBOX_SCALE,
+        default=RUN_DEFAULTS["sandbox_scale"],
         show_default=True,
         help="With --sandbox: multiplies every duration (latencies, windows).",
     ),
-    click.option("--sandbox-seed", type=int, default=0, show_default=True, hidden=True),
+    click.option(
+        "--sandbox-seed",
+        type=int,
+        default=RUN_DEFAULTS["sandbox_seed"],
+        show_default=True,
+        hidden=True,
+    ),
 )
 
 

@@ -14,7 +14,7 @@ import anyio
 import httpx
 
 from .api import ApiError, FashnClient, Unauthorized
-from .config import DEFAULT_BASE_URL, Settings
+from .config import DEFAULT_BASE_URL, SANDBOX_SCALE, Settings
 from .costs import CostTable, Estimate, Tally
 from .engine import Engine, RunOutcome
 from .errors import UsageError
@@ -25,7 +25,6 @@ from .outputs import OutputDirError, check_writable, is_folder_name
 from .store import DbLocation, IngestResult, NoQueue, Store
 
 log = logging.getLogger("orchestrator")
-SANDBOX_SCALE_DEFAULT = 0.05
 
 
 def queue_manifest(
@@ -217,14 +216,6 @@ def sandbox_settings(settings: Settings, *, time_scale: float, seed: int) -> Ite
         yield replace(scaled, base_url=server.base_url, api_key=config.api_key)
 
 
-def requeue_failed(
-    store: Store, batches: Sequence[str] | None, *, url_ttl: float = Settings.output_url_ttl
-) -> int:
-    """Failed jobs run again: downloaded again while their output URLs are valid,
-    predicted again otherwise. Returns how many."""
-    return store.retry_failed(batches, url_ttl=url_ttl).total
-
-
 @dataclass(frozen=True)
 class WorkerResult:
     """Where the worker's batches stand when it exits."""
@@ -255,7 +246,7 @@ def run_worker(
     burst: bool,
     lease_seconds: float,
     idle_poll: float = 1.0,
-    sandbox: tuple[bool, float, int] = (False, SANDBOX_SCALE_DEFAULT, 0),
+    sandbox: tuple[bool, float, int] = (False, SANDBOX_SCALE, 0),
 ) -> WorkerResult:
     """One worker of a fleet on the queue at `db` (which `submit --queue-only` made)."""
     from .accounts import every_raw_key

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config import Settings
 from orchestrator.models import JobState
 from orchestrator.report import job_reports
 from orchestrator.sandbox import Faults
-from orchestrator.service import requeue_failed
 from orchestrator.store import Store
 
 from ..conftest import jobs, run, settings_for
@@ -40,7 +40,7 @@ def test_retry_failed_downloads_again_and_never_buys_again(
     assert len(server.state.predictions()) == 5
 
     _cdn_down(server, False)
-    assert requeue_failed(store, ["b"]) == 5
+    assert store.retry_failed(["b"], url_ttl=Settings.output_url_ttl).total == 5
     second = run(reopen(), settings, ["b"])
     assert second.counts == {"completed": 5}
     assert len(server.state.predictions()) == 5  # nothing bought twice
@@ -57,7 +57,7 @@ def test_retry_failed_buys_again_when_the_prediction_failed(
     store.ingest("b", "m.yaml", jobs(1, image="https://x/{i}.png?sandbox:fail=PoseError:1"))
     settings = settings_for(server, tmp_path / "out")
     assert run(store, settings, ["b"]).counts == {"failed": 1}
-    assert requeue_failed(store, ["b"]) == 1
+    assert store.retry_failed(["b"], url_ttl=Settings.output_url_ttl).total == 1
     assert run(reopen(), settings, ["b"]).counts == {"completed": 1}
     assert len(server.state.predictions()) == 2
 
