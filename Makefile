@@ -6,10 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format mypy bench docs screenshot chromium clean all
 
+# An editable install leaves the package's own modules uncompiled, and where Python
+# runs with PYTHONDONTWRITEBYTECODE set every process compiles them again (about
+# 0.3 s of each command's start): they are compiled here once, and again before tests.
+BYTECODE := $(BIN)/python -m compileall -q orchestrator
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BYTECODE)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +36,7 @@ chromium:
 
 # One worker per core: most tests wait on a sandbox's scaled clock or a subprocess.
 test: $(STAMP) chromium
+	$(BYTECODE)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
@@ -44,6 +51,7 @@ mypy: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python -m bench
 
 all: lint mypy test

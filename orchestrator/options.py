@@ -209,15 +209,19 @@ def reuse_option(f: F) -> F:
 
 
 def _webhook_url(value: str | None) -> str | None:
+    if not value:
+        return None
     from .webhooks.address import check_url  # only when given: it imports the HTTP client
 
-    return check_url(value) if value else None
+    return check_url(value)
 
 
 def _webhook_listen(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
     from .webhooks.address import parse_listen
 
-    return parse_listen(value) if value else None
+    return parse_listen(value)
 
 
 def run_options(f: F) -> F:
