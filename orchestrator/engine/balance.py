@@ -33,16 +33,38 @@ BAD_KEY = (
 )
 
 
+SHARED = "other workers share the account: their charges and records overlap these readings"
+
+
+def how_to_log(result: Reconciliation, *, shared: bool) -> tuple[int, str]:
+    """The log level and words for a reconciliation. A difference the run cannot
+    explain is a warning, unless workers of a fleet share the account: then every
+    other worker's /run between this one's readings moves them, and it is expected."""
+    sentence = result.sentence()
+    if result.explained:
+        return logging.INFO, sentence
+    if shared:
+        return logging.INFO, f"{sentence} ({SHARED})"
+    return logging.WARNING, sentence
+
+
 class BalanceCheck:
     """The two readings of one run and what they are compared with."""
 
     def __init__(
-        self, store: Store, client: FashnClient, batches: Sequence[str] | None, state: RunState
+        self,
+        store: Store,
+        client: FashnClient,
+        batches: Sequence[str] | None,
+        state: RunState,
+        *,
+        shared: bool = False,
     ):
         self.store = store
         self.client = client
         self.batches = batches
         self.state = state
+        self.shared = shared  # a fleet's worker: other workers use the account too
         self.check_pk: int | None = None
         self.started_at = 0.0  # wall time of the first reading
         self.balance_before = 0
@@ -84,8 +106,8 @@ class BalanceCheck:
         }
         spend.finish_check(self.check_pk, **values)
         result = Reconciliation(self.balance_before, **values, started_at=self.started_at)
-        level = logging.INFO if result.explained else logging.WARNING
-        log.log(level, "account: %s", result.sentence())
+        level, words = how_to_log(result, shared=self.shared)
+        log.log(level, "account: %s", words)
         self.result = result
         return result
 

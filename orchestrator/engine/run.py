@@ -169,7 +169,9 @@ class Engine:
         """The run between two readings of the balance; journalled as it starts and ends."""
         s = self.settings
         client = FashnClient(api_http, s.base_url, s.api_key, connections=self._connections)
-        self.balance = BalanceCheck(self.store, client, self.batches, self.state)
+        self.balance = BalanceCheck(
+            self.store, client, self.batches, self.state, shared=self.fleet is not None
+        )
         try:
             await self.balance.before()  # a wrong key stops the run here
             await self._run_parts(recovery, client, cdn)

@@ -3,9 +3,12 @@ a batch a balance pays for, and the words that reconcile a balance with a ledger
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from orchestrator.costs import CostTable, Estimate, Tally, affordable_share
+from orchestrator.engine.balance import SHARED, how_to_log
 from orchestrator.policy import within_budget
 from orchestrator.reconcile import Reconciliation
 
@@ -149,3 +152,25 @@ def test_the_balance_reconciled_in_words(
     assert check.sentence() == sentence
     assert check.explained is explained
     assert check.as_dict()["difference"] == check.charged - check.recorded
+
+
+@pytest.mark.parametrize(
+    ("difference", "shared", "level", "noted"),
+    [
+        (0, False, logging.INFO, False),
+        (0, True, logging.INFO, False),
+        (-2, False, logging.WARNING, False),  # recorded more than charged, alone: warn
+        (-2, True, logging.INFO, True),  # a fleet's other workers charged meanwhile
+        (5, True, logging.INFO, True),
+    ],
+)
+def test_a_fleet_worker_does_not_warn_of_what_other_workers_charged(
+    difference: int, shared: bool, level: int, noted: bool
+) -> None:
+    """A difference a lone run cannot explain is a warning; for a worker whose account
+    other workers share, it is expected and said so, at INFO."""
+    check = Reconciliation(1000, 1000 - 100 - difference, 100, 0, 0)
+    got_level, words = how_to_log(check, shared=shared)
+    assert got_level == level
+    assert words.startswith(check.sentence())
+    assert (SHARED in words) is noted
