@@ -175,8 +175,7 @@ class Poller:
         flight, cand, settings = slot.flight, slot.cand, self.state.settings
         if status.terminal:
             if self.net:
-                self.loss.found_by_poll()
-                self.notices.finished(flight.attempt_pk, by_poll=True)
+                self._found_by_poll(flight.attempt_pk)
             self._terminal(slot, status, self._finish_age(cand, asked_at), seen_by="status")
         else:
             cand.last_polled_at = asked_at
@@ -186,6 +185,16 @@ class Poller:
             if cand.age(self.state.clock.monotonic()) > settings.prediction_timeout:
                 message = f"not finished after {settings.prediction_timeout:g} s"
                 self._failed(slot, policy.STUCK, message, refund=False)
+
+    def _found_by_poll(self, attempt_pk: int) -> None:
+        """A poll found a prediction finished before any webhook here said so: lost,
+        unless (in a fleet) another worker's receiver recorded its webhook first."""
+        by_poll = self._share is None or not self.store.relay.settled([attempt_pk])
+        if by_poll:
+            self.loss.found_by_poll()
+        else:
+            self.loss.found_by_webhook()
+        self.notices.finished(attempt_pk, by_poll=by_poll)
 
     def _terminal(self, slot: Slot, status: Status, age: float, *, seen_by: str) -> None:
         """A prediction seen terminal at `age` (or about then): save or fail it."""

@@ -4,18 +4,25 @@ SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from sqlalchemy import text
 
-from orchestrator.api import Status
+from orchestrator.api import FashnClient, Status
+from orchestrator.clock import SystemClock
 from orchestrator.config import Settings
+from orchestrator.engine.poller import Poller
+from orchestrator.engine.state import RunState
 from orchestrator.fleet.decisions import AccountLimits
 from orchestrator.fleet.worker import Worker
+from orchestrator.limits import SlidingWindow
+from orchestrator.polling import LossRate
 from orchestrator.store import Gate, Store
 from orchestrator.webhooks import Notice
 from orchestrator.webhooks.fleet import FleetWebhooks
@@ -112,6 +119,41 @@ def test_another_workers_webhook_is_recorded_once(store: Store, tmp_path: Path) 
     assert store.relay.settled([done.attempt_pk, early.attempt_pk]) == {
         done.attempt_pk: "completed"
     }
+
+
+def test_a_poll_after_another_workers_webhook_is_no_lost_webhook(
+    store: Store, tmp_path: Path
+) -> None:
+    """The holder's poll may find finished a prediction whose webhook another worker's
+    receiver already recorded: the webhook came, so the loss rate that paces the net
+    counts it announced; a finish no receiver recorded counts lost."""
+    store.ingest("b", "m.yaml", jobs(3))
+    settings = Settings(out_dir=tmp_path, api_key="k", webhook_url="http://127.0.0.1:9/hooks")
+    announced, unannounced, _claimed = _in_flight(store, "holder", 3)
+    hooks = FleetWebhooks(settings, str, store, "other")
+    hooks.open(store)
+    completed = Status("completed", ["https://cdn.example/a.png"], None, None)
+    assert hooks.route(Notice(announced.attempt_pk, "pred-0", completed)) is None
+
+    async def poll_both() -> LossRate:
+        state = RunState(settings, SystemClock(), random.Random(0))
+        poller = Poller(
+            state,
+            store,
+            FashnClient(httpx.AsyncClient(), "http://127.0.0.1:9", "k"),
+            SlidingWindow(None),
+            spawn=lambda *_: None,
+            on_completed=lambda *_: None,
+            net=True,
+            share=lambda _held, _now: 1.0,
+        )
+        for flight in (announced, unannounced):
+            poller.adopt(flight)
+            poller._on_status(state.slots[flight.attempt_pk], completed, 0.0)
+        return poller.loss
+
+    loss = anyio.run(poll_both)
+    assert (loss.announced, loss.lost) == (1, 1)
 
 
 def test_a_later_workers_token_is_looked_up(store: Store, tmp_path: Path) -> None:
