@@ -35,9 +35,12 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # One worker per core: most tests wait on a sandbox's scaled clock or a subprocess.
+# Bytecode is written during the tests (whatever PYTHONDONTWRITEBYTECODE says): each
+# worker collects every test module, and every command a test runs imports the
+# package; compiled once, they all start faster.
 test: $(STAMP) chromium
 	$(BYTECODE)
-	$(BIN)/python -m pytest -q -n auto --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator tests migrations
