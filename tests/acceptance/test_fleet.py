@@ -115,7 +115,7 @@ def test_a_killed_workers_jobs_are_finished_by_the_others(
     sandbox, database, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL one of three workers mid-run: no job lost, none paid twice but uncertain ones."""
-    server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (20.0, 40.0)})
+    server: SandboxServer = sandbox(time_scale=FLEET_SCALE, latency={"*": (10.0, 20.0)})
     db = _queue(tmp_path, database, 60)
     env = {"FASHN_API_KEY": "sandbox", "FASHN_BASE_URL": server.base_url}
     workers = [_worker(db, tmp_path / "out", env, "--lease-seconds", "5") for _ in range(3)]
