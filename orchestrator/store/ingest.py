@@ -58,6 +58,7 @@ _REPLACE = Prepared(
         priority=s.c.priority,
         line=s.c.line,
         meta=s.c.meta,
+        account=s.c.account,
         reused_from=None,
         state=JobState.QUEUED,
         failures=0,
@@ -78,6 +79,7 @@ _new_jobs = (
         s.c.fingerprint,
         s.c.line,
         s.c.meta,
+        s.c.account,
         literal(JobState.QUEUED.value),
         literal(0),
         literal(0),
@@ -90,20 +92,22 @@ _new_jobs = (
 _ADD_JOBS = Prepared(
     insert(_j).from_select(
         ["batch_id", "job_id", "priority", "model_name", "inputs", "fingerprint", "line", "meta"]
-        + ["state"]
+        + ["account", "state"]
         + ["failures", "credits", "created_at", "updated_at"],
         _new_jobs,
     )
 )
-# A job's account (most jobs keep the default): set while it waits to be sent.
-_SET_ACCOUNT = (
+# A job's account is not part of what it asks for: an unchanged job that still waits
+# to be sent takes the account the manifest now gives it.
+_REASSIGN = Prepared(
     update(_j)
     .where(
-        _j.c.batch_id == bindparam("b"),
-        _j.c.job_id == bindparam("j"),
+        _j.c.batch_id == _BATCH,
+        _j.c.job_id == s.c.job_id,
         _j.c.state == JobState.QUEUED,
+        _j.c.account != s.c.account,
     )
-    .values(account=bindparam("a"))
+    .values(account=s.c.account)
 )
 _STAGED = Prepared(select(func.count()).select_from(s))
 
@@ -132,13 +136,10 @@ def ingest(
     """
     now = db.clock.wall()
     with db.tx() as conn:
-        accounts: list[dict[str, str]] = []
-        problems = _stage(conn, entries, accounts=accounts)
+        problems = _stage(conn, entries)
         _refuse_problems(conn, manifest, batch_id, problems)
         replaced = _check_changed(conn, manifest, batch_id, replace=replace)
         added, total = _write(conn, batch_id, manifest, now)
-        if accounts:
-            conn.execute(_SET_ACCOUNT, [{**a, "b": batch_id} for a in accounts])
         if template is not None:
             names.set_template(conn, batch_id, template)
         names.check(conn, [batch_id])
@@ -177,7 +178,6 @@ def _stage(
     entries: Iterable[JobSpec | Problem | RefusedJob],
     *,
     store_blobs: bool = True,
-    accounts: list[dict[str, str]] | None = None,
 ) -> ProblemList:
     """Every job into staging, in chunks (inputs slimmed of blobs); the problems and
     refused ids aside."""
@@ -191,9 +191,8 @@ def _stage(
             line = entry.location.line if entry.location else None
             meta = canonical_json(entry.meta) if entry.meta else None
             fingerprint, priority = entry.fingerprint, entry.priority
-            row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta)
-            if entry.account != "default" and accounts is not None:
-                accounts.append({"j": entry.id, "a": entry.account})
+            account = entry.account
+            row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta, account)
             chunk.append(row)
             if len(chunk) >= _INGEST_CHUNK:
                 staging.stage(conn, chunk)
@@ -236,6 +235,7 @@ def _write(conn: Connection, batch_id: str, manifest: str, now: float) -> tuple[
     _ADD_BATCH(conn, id=batch_id, manifest=manifest, created_at=now, updated_at=now)
     _TOUCH_BATCH(conn, batch=batch_id, manifest=manifest, now=now)
     _REPLACE(conn, batch=batch_id, now=now)
+    _REASSIGN(conn, batch=batch_id, now=now)
     added = _ADD_JOBS(conn, batch=batch_id, now=now).rowcount
     staged = _STAGED(conn).scalar_one()
     staging.clear_staging(conn)
