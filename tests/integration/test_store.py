@@ -43,6 +43,19 @@ def test_migrations_produce_the_schema(store: Store) -> None:
     assert diff == []
 
 
+def test_ingest_into_an_empty_queue_leaves_the_schema_whole(store: Store) -> None:
+    """The first ingest builds the indexes of `jobs` after its rows (a later one keeps
+    them): either way the database ends with exactly the indexes of schema.py, and
+    the queue's order (priority, then manifest order) reads from them."""
+    store.ingest("b", "m.yaml", [spec("a", 1), spec("b", 2, priority=1)])
+    store.ingest("c", "m.yaml", [spec("c", 1, priority=2)])
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    claimed = [store.claim_next(None) for _ in range(3)]
+    assert [c.job_id for c in claimed if c is not None] == ["c", "b", "a"]
+
+
 @pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     """WAL lets `status` read while a run writes."""
