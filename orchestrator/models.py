@@ -86,6 +86,13 @@ def fingerprint(
     return hashlib.sha256(_encode([model_name, basis]).encode()).hexdigest()
 
 
+def fingerprint_of_json(model_name: str, inputs_json: str) -> str:
+    """`fingerprint` of a job none of whose inputs is a data URI, from its inputs'
+    canonical JSON (which ingest has made already): the same text is hashed, without
+    encoding the inputs a second time."""
+    return hashlib.sha256(f"[{_encode(model_name)},{inputs_json}]".encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One validated job from a manifest, ready to queue."""

@@ -24,7 +24,7 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from .. import schema as t
 from ..errors import MAX_LISTED, ChangedJobError, ManifestError, Problem, ProblemList, RefusedJob
-from ..models import JobSpec, JobState, canonical_json
+from ..models import JobSpec, JobState, canonical_json, fingerprint_of_json
 from ..naming import NameTemplate
 from . import blobs, dialect, duplicates, journal, messages, names, reuse, staging
 from .connection import Database
@@ -193,7 +193,8 @@ def _stage(
             inputs = blobs.slim(conn, entry.inputs, digests, store=store_blobs)
             line = entry.location.line if entry.location else None
             meta = canonical_json(entry.meta) if entry.meta else None
-            fingerprint, priority = entry.fingerprint, entry.priority
+            fingerprint = _fingerprint(entry, inputs)
+            priority = entry.priority
             account = entry.account
             row = (entry.id, entry.model_name, inputs, fingerprint, priority, line, meta, account)
             chunk.append(row)
@@ -207,6 +208,14 @@ def _stage(
     if chunk:
         staging.stage(conn, chunk)
     return problems
+
+
+def _fingerprint(entry: JobSpec, inputs: str) -> str:
+    """The job's fingerprint; from the JSON of its inputs when no input is a data URI
+    (no tokens) and none went to `blobs` (the JSON is then the inputs' own)."""
+    if entry.tokens is not None and not entry.tokens and blobs.BLOB_KEY not in inputs:
+        return fingerprint_of_json(entry.model_name, inputs)
+    return entry.fingerprint
 
 
 def _refuse_problems(conn: Connection, manifest: str, batch_id: str, problems: ProblemList) -> None:
