@@ -64,9 +64,9 @@ def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
                 handle_signals=True,
             )
     except StopRun:
-        print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+        print_summary(stderr, reports.summarize(store, batches))
         raise
-    print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+    print_summary(stderr, reports.summarize(store, batches))
     stderr.print(f"outputs in {settings.out_dir.resolve()}", markup=False, highlight=False)
     return 0 if outcome.succeeded else 1
 
@@ -213,7 +213,7 @@ def status(batch: str | None, as_json: bool, db: DbLocation) -> int:
     from .store import Store
 
     store = Store(db, create=False)
-    summary = reports.summarize(store, store.resolve_batches(batch))
+    summary = reports.summarize(store, store.resolve_batches(batch) if batch else None)
     if as_json:
         import json
 

@@ -364,3 +364,37 @@ def test_journal_keeps_what_the_timeline_marks(store: Store) -> None:
     assert (prediction["job_id"], prediction["prediction_id"]) == ("a", "pred-1")
     assert prediction["accepted_at"] <= prediction["finished_at"]
     assert store.sheet.credits_by_model(["b"]) == [("background-remove", 2, 2)]
+
+
+@pytest.mark.sqlite_only
+def test_the_summary_of_every_batch_reads_no_row_of_jobs(store: Store) -> None:
+    """`status` without a batch counts states in an index and credits and uncertain
+    attempts without joining `jobs` (SQLite's own plans say so), and says what
+    naming every batch says."""
+    from sqlalchemy import event
+
+    from orchestrator.report import summarize
+
+    store.ingest("a", "m.yaml", [spec(f"a{i}", image=f"https://x/{i}.png") for i in range(50)])
+    store.ingest("b", "m.yaml", [spec("b1")])
+    ran: list[tuple[str, object]] = []
+
+    def record(*args: object) -> None:
+        ran.append((str(args[2]), args[3]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    every = summarize(store, None)
+    event.remove(store.engine, "before_cursor_execute", record)
+    with sqlite3.connect(store.path) as conn:
+        plans = {
+            sql: [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", p)] for sql, p in ran
+        }
+    reads = [s for steps in plans.values() for s in steps if "jobs" in s]
+    assert reads and all("INDEX" in s for s in reads)
+    assert not any(s.startswith("SCAN jobs") and "COVERING" not in s for s in reads)
+    others = [
+        steps for steps in plans.values() if any("ledger" in s or "attempts" in s for s in steps)
+    ]
+    assert len(others) == 2 and not any("jobs" in s for steps in others for s in steps)
+    assert every == summarize(store, ["a", "b"])
+    assert every.batches == ["a", "b"] and every.counts == {"queued": 51}
