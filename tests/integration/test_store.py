@@ -56,6 +56,28 @@ def test_ingest_into_an_empty_queue_leaves_the_schema_whole(store: Store) -> Non
     assert [c.job_id for c in claimed if c is not None] == ["c", "b", "a"]
 
 
+def test_a_resubmitted_manifest_moves_only_waiting_jobs_to_their_new_account(
+    store: Store,
+) -> None:
+    """The account is not part of what a job asks for: submitted again under another
+    account, a job still queued takes it (back to the default too); one sent keeps its own."""
+
+    def submit(accounts: dict[str, str]) -> None:
+        specs = [
+            JobSpec(job, "background-remove", {"image": f"https://x/{job}.png"}, account=name)
+            for job, name in accounts.items()
+        ]
+        store.ingest("b", "m.yaml", specs)
+
+    submit({"sent": "acme", "moved": "acme", "back": "acme", "kept": "default"})
+    claimed = store.claim_next(None)
+    assert claimed is not None and claimed.job_id == "sent"
+    submit({"sent": "big-co", "moved": "big-co", "back": "default", "kept": "default"})
+    with store.engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT job_id, account FROM jobs").fetchall())
+    assert rows == {"sent": "acme", "moved": "big-co", "back": "default", "kept": "default"}
+
+
 @pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     """WAL lets `status` read while a run writes."""

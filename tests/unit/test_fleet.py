@@ -176,29 +176,6 @@ def test_manifests_name_each_jobs_account(tmp_path: Path) -> None:
     assert store.fleet.accounts(None) == ["acme", "big-co", "default"]
 
 
-def test_a_resubmitted_manifest_moves_only_waiting_jobs_to_their_new_account(
-    tmp_path: Path,
-) -> None:
-    """The account is not part of what a job asks for: submitted again under another
-    account, a job still queued takes it (back to the default too); one sent keeps its own."""
-    store = Store(tmp_path / "q.db")
-
-    def submit(accounts: dict[str, str]) -> None:
-        specs = [
-            JobSpec(job, "background-remove", {"image": f"https://x/{job}.png"}, account=name)
-            for job, name in accounts.items()
-        ]
-        store.ingest("b", "m.yaml", specs)
-
-    submit({"sent": "acme", "moved": "acme", "back": "acme", "kept": "default"})
-    claimed = store.claim_next(None)
-    assert claimed is not None and claimed.job_id == "sent"
-    submit({"sent": "big-co", "moved": "big-co", "back": "default", "kept": "default"})
-    with store.engine.connect() as conn:
-        rows = dict(conn.exec_driver_sql("SELECT job_id, account FROM jobs").fetchall())
-    assert rows == {"sent": "acme", "moved": "big-co", "back": "default", "kept": "default"}
-
-
 def test_a_bad_account_name_is_a_manifest_problem(tmp_path: Path) -> None:
     """An account that cannot name an environment variable is refused, with its line."""
     from orchestrator.errors import ManifestError
