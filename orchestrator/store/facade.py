@@ -13,15 +13,16 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob
 from ..models import JobSpec
 from ..naming import NameTemplate
+
+# ingest (with duplicates, staging, names' checks) and reuse are imported by the
+# methods that use them: `status` and a run's start never do.
 from . import (
-    ingest,
     journal,
     messages,
     outputs,
     queue,
     reads,
     recovery,
-    reuse,
     webhooks,
 )
 from .batches import Batches
@@ -123,7 +124,9 @@ class Store:
         all of them, or, on any problem, none (ManifestError lists them). `template`
         (None: the batch's own) must name every output (NameTemplateError); with
         `reuse`, jobs whose outputs an earlier job made take them (see reuse.py)."""
-        return ingest.ingest(
+        from . import ingest as ingesting
+
+        return ingesting.ingest(
             self._db,
             batch_id,
             manifest,
@@ -142,7 +145,9 @@ class Store:
         replace: bool = False,
     ) -> None:
         """Every check `ingest` makes (the same errors), writing nothing."""
-        ingest.check(self._db, batch_id, manifest, entries, replace=replace)
+        from . import ingest as ingesting
+
+        ingesting.check(self._db, batch_id, manifest, entries, replace=replace)
 
     # ------------------------------------------------------------------ recovery
 
@@ -257,6 +262,8 @@ class Store:
 
     def record_reuse_failed(self, output: PendingOutput, error: str) -> None:
         """A reused output cannot be taken: its job is queued for a prediction."""
+        from . import reuse
+
         reuse.reuse_failed(self._db, output, error)
 
     # ------------------------------------------------------------------ webhooks
