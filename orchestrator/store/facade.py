@@ -13,9 +13,6 @@ from ..clock import SYSTEM, Clock
 from ..errors import OrchestratorError, Problem, RefusedJob
 from ..models import JobSpec
 from ..naming import NameTemplate
-
-# ingest (with duplicates, staging, names' checks) and reuse are imported by the
-# methods that use them: `status` and a run's start never do.
 from . import (
     journal,
     messages,
@@ -57,6 +54,30 @@ from .sheet import SheetReads
 from .spend import Spend
 
 _changed_message = messages.changed_jobs  # its name in the single-module store
+
+
+# ingest (with duplicates, staging, names' checks) and reuse are imported when a
+# command queues jobs or reuses outputs: `status` and a run's start never do.
+def _ingest(
+    db: Database, batch_id: str, manifest: str, entries: Iterable[Any], **options: Any
+) -> IngestResult:
+    from . import ingest
+
+    return ingest.ingest(db, batch_id, manifest, entries, **options)
+
+
+def _check(
+    db: Database, batch_id: str, manifest: str, entries: Iterable[Any], **options: Any
+) -> None:
+    from . import ingest
+
+    ingest.check(db, batch_id, manifest, entries, **options)
+
+
+def _reuse_failed(db: Database, output: PendingOutput, error: str) -> None:
+    from . import reuse
+
+    reuse.reuse_failed(db, output, error)
 
 
 class Store:
@@ -124,9 +145,7 @@ class Store:
         all of them, or, on any problem, none (ManifestError lists them). `template`
         (None: the batch's own) must name every output (NameTemplateError); with
         `reuse`, jobs whose outputs an earlier job made take them (see reuse.py)."""
-        from . import ingest as ingesting
-
-        return ingesting.ingest(
+        return _ingest(
             self._db,
             batch_id,
             manifest,
@@ -145,9 +164,7 @@ class Store:
         replace: bool = False,
     ) -> None:
         """Every check `ingest` makes (the same errors), writing nothing."""
-        from . import ingest as ingesting
-
-        ingesting.check(self._db, batch_id, manifest, entries, replace=replace)
+        _check(self._db, batch_id, manifest, entries, replace=replace)
 
     # ------------------------------------------------------------------ recovery
 
@@ -262,9 +279,7 @@ class Store:
 
     def record_reuse_failed(self, output: PendingOutput, error: str) -> None:
         """A reused output cannot be taken: its job is queued for a prediction."""
-        from . import reuse
-
-        reuse.reuse_failed(self._db, output, error)
+        _reuse_failed(self._db, output, error)
 
     # ------------------------------------------------------------------ webhooks
 
