@@ -10,12 +10,11 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import exits
-from . import report as reports
 from .config import (
     Settings,
     raw_api_key,
@@ -35,8 +34,11 @@ from .options import (
     target,
 )
 from .sandbox_command import sandbox as sandbox_command
-from .store import DbLocation, Store
+from .store import DbLocation
 from .worker_command import worker as worker_command
+
+if TYPE_CHECKING:  # each command imports what it uses: `--help` starts without them
+    from .store import Store
 
 log = logging.getLogger("orchestrator")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +49,7 @@ stderr = make_console(stderr=True)
 
 
 def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
+    from . import report as reports
     from .service import run_queue
 
     view = ProgressView(stderr, interval=settings.progress_interval, quiet=quiet())
@@ -61,9 +64,9 @@ def _run(store: Store, settings: Settings, batches: list[str] | None) -> int:
                 handle_signals=True,
             )
     except StopRun:
-        print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+        print_summary(stderr, reports.summarize(store, batches))
         raise
-    print_summary(stderr, reports.summarize(store, batches or store.batch_ids()))
+    print_summary(stderr, reports.summarize(store, batches))
     stderr.print(f"outputs in {settings.out_dir.resolve()}", markup=False, highlight=False)
     return 0 if outcome.succeeded else 1
 
@@ -206,8 +209,11 @@ def validate(
 @db_option
 def status(batch: str | None, as_json: bool, db: DbLocation) -> int:
     """How many jobs are queued, running, done and failed, and the credits spent."""
+    from . import report as reports
+    from .store import Store
+
     store = Store(db, create=False)
-    summary = reports.summarize(store, store.resolve_batches(batch))
+    summary = reports.summarize(store, store.resolve_batches(batch) if batch else None)
     if as_json:
         import json
 
@@ -241,6 +247,9 @@ def report(
     batch: str | None, fmt: str, per: str, output: Path | None, db: DbLocation, out: Path
 ) -> int:
     """Every job: its state, attempts (prediction id, status, credits, error), outputs."""
+    from . import report as reports
+    from .store import Store
+
     store = Store(db, create=False)
     batches = store.resolve_batches(batch)
     with (

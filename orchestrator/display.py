@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,8 +22,10 @@ from rich.text import Text
 from .costs import Estimate
 from .logs import PROGRESS
 from .models import JobState, Progress
-from .report import Summary
-from .store import BatchInfo
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) only for the commands that open a queue
+    from .report import Summary
+    from .store import BatchInfo
 
 progress_log = logging.getLogger(PROGRESS)
 

@@ -8,8 +8,8 @@ as an interruption, anything else as a bug (exit 4). Every message is redacted.
 
 from __future__ import annotations
 
-import asyncio
 import io
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 
@@ -78,8 +78,10 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 def _cancellation(exc: BaseException) -> bool:
     # anyio.run's default backend is asyncio (the event loop is gone by now, so anyio
-    # cannot be asked which class it uses).
-    return isinstance(exc, asyncio.CancelledError)
+    # cannot be asked which class it uses). Not imported: nothing ran, nothing was
+    # cancelled (and a command that runs nothing starts without it).
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
 def _causes(exc: BaseException) -> Iterator[str]:

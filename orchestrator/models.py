@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -84,6 +85,19 @@ def fingerprint(
         }
     basis = {**inputs, **tokens} if tokens else inputs
     return hashlib.sha256(_encode([model_name, basis]).encode()).hexdigest()
+
+
+def fingerprint_of_json(model_name: str, inputs_json: str) -> str:
+    """`fingerprint` of a job none of whose inputs is a data URI, from its inputs'
+    canonical JSON (which ingest has made already): the same text is hashed, without
+    encoding the inputs a second time."""
+    return hashlib.sha256(f"[{_name_json(model_name)},{inputs_json}]".encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _name_json(name: str) -> str:
+    """A model's name as JSON: a catalog has few models, and a million rows."""
+    return _encode(name)
 
 
 @dataclass(frozen=True)

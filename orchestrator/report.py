@@ -41,14 +41,18 @@ class Summary:
         }
 
 
-def summarize(store: Store, batches: Sequence[str]) -> Summary:
+def summarize(store: Store, batches: Sequence[str] | None) -> Summary:
+    """The counts of `batches`; None: of every batch, read without naming them (the
+    credits and uncertain attempts from the ledger and attempts alone, never by way of
+    each of a million jobs)."""
+    named = list(batches) if batches is not None else store.batch_ids()
     return Summary(
-        batches=list(batches),
+        batches=named,
         counts=store.state_counts(batches),
         credits=store.credits_total(batches),
         uncertain=store.uncertain_count(batches),
         failure_reasons=store.failure_reasons(batches),
-        balance_check=balance_check(store, batches),
+        balance_check=balance_check(store, named),
     )
 
 

@@ -11,11 +11,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Spellings of PostgreSQL taken to mean psycopg 3, the one driver installed.
@@ -34,6 +35,10 @@ class DbLocation:
         """Parse what `--db` says; UsageError for a URL that names no usable database."""
         if isinstance(value, DbLocation):
             return value
+        # SQLAlchemy only once a location is read: `--help` and the options' set-up without it.
+        from sqlalchemy.engine import URL, make_url
+        from sqlalchemy.exc import ArgumentError
+
         if isinstance(value, os.PathLike) or not _SCHEME.match(value):
             path = Path(value)
             return cls(URL.create("sqlite", database=str(path)), path)

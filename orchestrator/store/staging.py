@@ -26,6 +26,7 @@ staging = Table(
     Column("priority", Integer),
     Column("line", Integer),
     Column("meta", Text),
+    Column("account", Text),
     prefixes=["TEMPORARY"],
 )
 # Ids folded to lower case (ids are ASCII, which both lower() fold alike): built once
@@ -33,7 +34,7 @@ staging = Table(
 # manifest's inserts do not maintain it.
 staging_folded = Index("staging_folded", func.lower(staging.c.job_id))
 
-_COLUMNS = ("job_id", "model_name", "inputs", "fingerprint", "priority", "line", "meta")
+_COLUMNS = ("job_id", "model_name", "inputs", "fingerprint", "priority", "line", "meta", "account")
 _CLEAR = Prepared(delete(staging))
 
 
@@ -51,7 +52,8 @@ def clear_staging(conn: Connection) -> None:
 
 
 def stage(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk-load (job_id, model_name, inputs, fingerprint, priority, line, meta) rows."""
+    """Bulk-load (job_id, model_name, inputs, fingerprint, priority, line, meta, account)
+    rows."""
     (postgres if is_postgres(conn) else sqlite).load(conn, staging.name, _COLUMNS, rows)
 
 

@@ -43,6 +43,41 @@ def test_migrations_produce_the_schema(store: Store) -> None:
     assert diff == []
 
 
+def test_ingest_into_an_empty_queue_leaves_the_schema_whole(store: Store) -> None:
+    """The first ingest builds the indexes of `jobs` after its rows (a later one keeps
+    them): either way the database ends with exactly the indexes of schema.py, and
+    the queue's order (priority, then manifest order) reads from them."""
+    store.ingest("b", "m.yaml", [spec("a", 1), spec("b", 2, priority=1)])
+    store.ingest("c", "m.yaml", [spec("c", 1, priority=2)])
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    claimed = [store.claim_next(None) for _ in range(3)]
+    assert [c.job_id for c in claimed if c is not None] == ["c", "b", "a"]
+
+
+def test_a_resubmitted_manifest_moves_only_waiting_jobs_to_their_new_account(
+    store: Store,
+) -> None:
+    """The account is not part of what a job asks for: submitted again under another
+    account, a job still queued takes it (back to the default too); one sent keeps its own."""
+
+    def submit(accounts: dict[str, str]) -> None:
+        specs = [
+            JobSpec(job, "background-remove", {"image": f"https://x/{job}.png"}, account=name)
+            for job, name in accounts.items()
+        ]
+        store.ingest("b", "m.yaml", specs)
+
+    submit({"sent": "acme", "moved": "acme", "back": "acme", "kept": "default"})
+    claimed = store.claim_next(None)
+    assert claimed is not None and claimed.job_id == "sent"
+    submit({"sent": "big-co", "moved": "big-co", "back": "default", "kept": "default"})
+    with store.engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT job_id, account FROM jobs").fetchall())
+    assert rows == {"sent": "acme", "moved": "big-co", "back": "default", "kept": "default"}
+
+
 @pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     """WAL lets `status` read while a run writes."""
@@ -351,3 +386,37 @@ def test_journal_keeps_what_the_timeline_marks(store: Store) -> None:
     assert (prediction["job_id"], prediction["prediction_id"]) == ("a", "pred-1")
     assert prediction["accepted_at"] <= prediction["finished_at"]
     assert store.sheet.credits_by_model(["b"]) == [("background-remove", 2, 2)]
+
+
+@pytest.mark.sqlite_only
+def test_the_summary_of_every_batch_reads_no_row_of_jobs(store: Store) -> None:
+    """`status` without a batch counts states in an index and credits and uncertain
+    attempts without joining `jobs` (SQLite's own plans say so), and says what
+    naming every batch says."""
+    from sqlalchemy import event
+
+    from orchestrator.report import summarize
+
+    store.ingest("a", "m.yaml", [spec(f"a{i}", image=f"https://x/{i}.png") for i in range(50)])
+    store.ingest("b", "m.yaml", [spec("b1")])
+    ran: list[tuple[str, object]] = []
+
+    def record(*args: object) -> None:
+        ran.append((str(args[2]), args[3]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    every = summarize(store, None)
+    event.remove(store.engine, "before_cursor_execute", record)
+    with sqlite3.connect(store.path) as conn:
+        plans = {
+            sql: [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", p)] for sql, p in ran
+        }
+    reads = [s for steps in plans.values() for s in steps if "jobs" in s]
+    assert reads and all("INDEX" in s for s in reads)
+    assert not any(s.startswith("SCAN jobs") and "COVERING" not in s for s in reads)
+    others = [
+        steps for steps in plans.values() if any("ledger" in s or "attempts" in s for s in steps)
+    ]
+    assert len(others) == 2 and not any("jobs" in s for steps in others for s in steps)
+    assert every == summarize(store, ["a", "b"])
+    assert every.batches == ["a", "b"] and every.counts == {"queued": 51}

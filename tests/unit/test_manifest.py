@@ -17,7 +17,7 @@ import pytest
 from orchestrator.errors import ManifestError
 from orchestrator.manifest import Manifest, read_manifest, reading
 from orchestrator.manifest.images import LRU, ImageResolver, sniff
-from orchestrator.models import JobSpec, fingerprint
+from orchestrator.models import JobSpec, canonical_json, fingerprint, fingerprint_of_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -1077,3 +1077,17 @@ def test_example_images_are_small_real_images() -> None:
         data = image.read_bytes()
         assert len(data) < 2048, image
         assert sniff(data) in {"image/png", "image/jpeg"}, image
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"image": "https://x/1.png"},
+        {"prompt": 'é \u2028 "q"', "num_images": 2, "seed": None, "b": [1, {"z": True}]},
+        {},
+    ],
+)
+def test_a_fingerprint_from_the_inputs_json_is_the_same_fingerprint(inputs: dict) -> None:
+    """Ingest hashes the canonical JSON it stores: the fingerprint of the inputs themselves."""
+    expected = fingerprint("model-\u00e9", inputs, {})
+    assert fingerprint_of_json("model-\u00e9", canonical_json(inputs)) == expected

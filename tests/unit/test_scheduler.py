@@ -5,10 +5,12 @@ the server saw. No sockets, no sleeps."""
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from orchestrator.config import Settings
 from orchestrator.engine import Engine, RunOutcome
@@ -186,3 +188,39 @@ def test_a_run_counts_the_queue_once_before_its_first_request(world: World) -> N
     assert outcome.counts == {"completed": 5}
     assert seen[0] == {"queued": 5}
     assert scans.count(0) == 1  # one count before any prediction was made
+
+
+def test_a_run_reads_no_row_of_the_queue_it_does_not_send_before_its_first_request(
+    world: World,
+) -> None:
+    """Every statement from the start of a run to its first /run reads `jobs` through
+    an index (SQLite's own plan says so): on a million-job queue, a scan of its rows
+    would cost seconds before anything is sent."""
+    world.store.ingest("b", "m.yaml", jobs(50))
+    world.store.ingest("c", "m.yaml", jobs(5, prefix="other"))
+    before_first: list[tuple[str, Any]] = []
+    made = [0]  # predictions made before this run
+
+    def record(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if len(world.fashn.state.predictions()) == made[0] and not many:
+            before_first.append((sql, params))
+
+    event.listen(world.store.engine, "before_cursor_execute", record)
+    for batches in (["c"], None):  # one batch named (its own index), then every batch
+        before_first.clear()
+        made[0] = len(world.fashn.state.predictions())
+        world.run(world.engine(batches=batches, on_progress=lambda _p: None))
+        assert any(sql.startswith("INSERT INTO attempts") for sql, _ in before_first)
+        with sqlite3.connect(world.path) as conn:
+            plans = {
+                sql: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+                for sql, params in before_first
+                if " jobs" in sql
+            }
+        scans = {
+            sql: steps
+            for sql, steps in plans.items()
+            if any(s.startswith("SCAN jobs") and "COVERING INDEX" not in s for s in steps)
+        }
+        assert scans == {}
+        assert len(plans) >= 4  # recovery, the count, the claim, the job's start
