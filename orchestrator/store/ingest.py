@@ -257,12 +257,12 @@ def _write(conn: Connection, batch_id: str, manifest: str, now: float) -> tuple[
 
 @contextmanager
 def _indexes_built_after(conn: Connection) -> Iterator[None]:
-    """Into an empty `jobs`, the rows go first and the secondary indexes are built
-    after, from sorted keys: some times cheaper than maintaining each index row by
-    row. In the same transaction, so nothing ever sees `jobs` without them (on
-    PostgreSQL, readers of `jobs` wait for the commit); a queue with jobs keeps its
-    indexes, and its readers, as they are."""
-    if _ANY_JOB(conn).first() is not None:
+    """Into an empty SQLite `jobs`, the rows go first and the secondary indexes are
+    built after, from sorted keys: some times cheaper than maintaining each index row
+    by row. In the same transaction, so nothing ever sees `jobs` without them; a queue
+    with jobs keeps its indexes as they are. Not on PostgreSQL, where two first
+    ingests at once would deadlock on the dropped indexes (SQLite's writers take turns)."""
+    if conn.dialect.name != "sqlite" or _ANY_JOB(conn).first() is not None:
         yield
         return
     indexes = sorted(_j.indexes, key=lambda index: str(index.name))
