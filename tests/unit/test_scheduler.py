@@ -186,3 +186,35 @@ def test_a_run_counts_the_queue_once_before_its_first_request(world: World) -> N
     assert outcome.counts == {"completed": 5}
     assert seen[0] == {"queued": 5}
     assert scans.count(0) == 1  # one count before any prediction was made
+
+
+def test_each_output_is_saved_in_one_trip_to_a_worker_thread(world: World) -> None:
+    """The partial files a killed writer left are removed in the same worker-thread
+    call that writes the job's first output: one call per output, none left over."""
+    world.store.ingest("b", "m.yaml", jobs(8))
+    planted = []
+    for i in range(0, 8, 2):
+        folder = world.out / "b" / f"job-{i}"
+        folder.mkdir(parents=True)
+        planted.append(folder / ".0.png.k1ll3d00.part")
+        planted[-1].write_bytes(b"half a file")
+    calls: list[str] = []
+
+    async def counted(func: Any, *args: Any) -> Any:
+        calls.append(func.__name__)
+        return await inline(func, *args)
+
+    engine = Engine(
+        world.store,
+        world.settings(),
+        clock=world.clock,
+        transport=world.fashn,
+        blocking=counted,
+        rng=random.Random(0),
+    )
+    outcome = world.run(engine)
+    assert outcome.counts == {"completed": 8}
+    assert len(calls) == 8, calls
+    assert not any(p.exists() for p in planted)
+    assert len([p for p in world.out.rglob("*") if p.is_file()]) == 8
+    assert list(world.out.rglob("*.part")) == []
