@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from orchestrator.config import Settings
 from orchestrator.engine import Engine, RunOutcome
@@ -218,3 +219,35 @@ def test_each_output_is_saved_in_one_trip_to_a_worker_thread(world: World) -> No
     assert not any(p.exists() for p in planted)
     assert len([p for p in world.out.rglob("*") if p.is_file()]) == 8
     assert list(world.out.rglob("*.part")) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "statements", "transactions"),
+    [({"run_limit": None, "status_limit": None}, 13, 5), ({}, 17, 7)],
+    ids=["unlimited", "limited"],
+)
+def test_what_a_job_costs_the_database(
+    tmp_path: Path, limits: dict[str, Any], statements: int, transactions: int
+) -> None:
+    """The statements and transactions of each job of a plain run (one output,
+    completed at its first poll): the claim (select, start, attempt), the accepted
+    /run (attempt, ledger, charge), the completion (attempt, job, output), the job's
+    name (its own read), the save (output, count, job). With rate limits (the
+    defaults), each /run and /status is also logged as sent and as answered (their
+    own transactions for /status). Counted as the difference between a run of 30 jobs
+    and one of 10, so that what a run does once (recovery, counts) cancels out."""
+    world = World(tmp_path, latency={"*": (0.0, 0.0)})
+    ran: list[str] = []
+    commits: list[int] = []
+    event.listen(world.store.engine, "before_cursor_execute", lambda *a: ran.append(a[2]))
+    event.listen(world.store.engine, "commit", lambda *a: commits.append(1))
+    counted = {}
+    for batch, n in (("small", 10), ("large", 30)):
+        world.store.ingest(batch, "m.yaml", jobs(n, prefix=batch))
+        ran.clear()
+        commits.clear()
+        engine = world.engine(world.settings(**limits), batches=[batch])
+        assert world.run(engine).counts == {"completed": n}
+        counted[n] = (len(ran), len(commits))
+    per_job = [(large - small) / 20 for small, large in zip(counted[10], counted[30], strict=True)]
+    assert per_job == [statements, transactions]
