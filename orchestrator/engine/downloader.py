@@ -52,7 +52,8 @@ class Downloader:
         self.cdn = cdn
         self._spawn = spawn
         self._blocking = blocking  # runs file writes off the event loop
-        self._gate = anyio.Semaphore(state.settings.download_concurrency)
+        # A free place is taken without a trip through the event loop (see api.py).
+        self._gate = anyio.Semaphore(state.settings.download_concurrency, fast_acquire=True)
 
     def start(self, job_pk: int, outputs: list[PendingOutput] | None = None) -> None:
         """Save a job's outputs (those still pending, when `outputs` is None)."""
