@@ -106,7 +106,9 @@ class FashnClient:
         check_api_key(api_key)  # a control character would end up in httpx's error text
         self._http = http
         self._base = base_url.rstrip("/")
-        self._gate = anyio.Semaphore(connections)
+        # A free place is taken without a trip through the event loop: the request
+        # that follows yields soon enough.
+        self._gate = anyio.Semaphore(connections, fast_acquire=True)
         self._redact = Redactor(api_key)
         http.headers["Authorization"] = f"Bearer {api_key}"
 

@@ -52,7 +52,8 @@ class Downloader:
         self.cdn = cdn
         self._spawn = spawn
         self._blocking = blocking  # runs file writes off the event loop
-        self._gate = anyio.Semaphore(state.settings.download_concurrency)
+        # A free place is taken without a trip through the event loop (see api.py).
+        self._gate = anyio.Semaphore(state.settings.download_concurrency, fast_acquire=True)
 
     def start(self, job_pk: int, outputs: list[PendingOutput] | None = None) -> None:
         """Save a job's outputs (those still pending, when `outputs` is None)."""
@@ -67,16 +68,21 @@ class Downloader:
                     return
                 names = _Names(self.state.settings.out_dir, *self.store.naming.of_job(job_pk))
                 try:
-                    # A process killed while writing left temporary files beside them.
-                    await self._blocking(remove_partials_of, names.every(pending))
+                    # A process killed while writing left temporary files beside them:
+                    # removed in the thread of the job's first write (one trip, not two).
+                    names.stale = names.every(pending)
                 except NamingProblem as exc:
                     self._unnamed(pending[0], exc)
                     return
-                for output in pending:
-                    # Failed for good (the job failed), or the folder cannot be written
-                    # (the job waits for resume): its other outputs wait too.
-                    if not await self._save(output, names):
-                        return
+                try:
+                    for output in pending:
+                        # Failed for good (the job failed), or the folder cannot be
+                        # written (the job waits for resume): its other outputs wait too.
+                        if not await self._save(output, names):
+                            return
+                finally:
+                    if names.stale:  # nothing was written: removed on their own
+                        await self._blocking(remove_partials_of, names.take_stale())
         finally:
             self.state.downloading -= 1
             self.state.notify()
@@ -117,10 +123,13 @@ class Downloader:
         def path_for(ext: str) -> Path:
             return names.path(output.idx, ext)
 
+        async def blocking(write: Callable[..., Any], *args: Any) -> Any:
+            return await self._blocking(_after_stale_removed, names, write, *args)
+
         if output.source_path is not None and output.source_sha256 is not None:
             source = Path(output.source_path)
-            return await self._blocking(take_output, source, output.source_sha256, path_for)
-        return await save_output_to(self.cdn, output.url, path_for, blocking=self._blocking)
+            return await blocking(take_output, source, output.source_sha256, path_for)
+        return await save_output_to(self.cdn, output.url, path_for, blocking=blocking)
 
     def _unnamed(self, output: PendingOutput, exc: NamingProblem) -> None:
         """The template cannot name this job's outputs (checked when it was set, so
@@ -129,11 +138,23 @@ class Downloader:
         self.store.record_download_failed(output, str(exc), final=True)
 
 
+def _after_stale_removed(names: _Names, write: Callable[..., Any], *args: Any) -> Any:
+    """In a worker thread: remove the job's stale partial files (once), then write."""
+    remove_partials_of(names.take_stale())
+    return write(*args)
+
+
 class _Names:
-    """Where one job's outputs go: the batch's template, rendered under --out."""
+    """Where one job's outputs go: the batch's template, rendered under --out; and
+    the paths whose stale partial files are still to be removed."""
 
     def __init__(self, out: Path, template: NameTemplate, job: JobNaming):
         self.out, self.template, self.job = out, template, job
+        self.stale: list[Path] = []
+
+    def take_stale(self) -> list[Path]:
+        stale, self.stale = self.stale, []
+        return stale
 
     def path(self, index: int, ext: str) -> Path:
         return self.out / self.template.render(self.job, index, ext)

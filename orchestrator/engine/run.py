@@ -13,11 +13,12 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
 
+from .. import connections
 from ..api import FashnClient
 from ..clock import SYSTEM, Clock
 from ..config import Settings
@@ -148,17 +149,16 @@ class Engine:
         """The API client (it carries the key) and the outputs client (it never does)."""
         s = self.settings
         timeout = httpx.Timeout(s.request_timeout, connect=min(10.0, s.request_timeout))
-        options: dict[str, Any] = {"timeout": timeout}
+        api_limits = httpx.Limits(max_connections=self._connections)
+        cdn_limits = httpx.Limits(max_connections=s.download_concurrency)
         if self._transport is not None:
-            options["transport"] = self._transport
+            api_transport = cdn_transport = self._transport
         else:
-            options["verify"] = httpx.create_ssl_context()  # load the CA bundle once
-        api = httpx.AsyncClient(limits=httpx.Limits(max_connections=self._connections), **options)
-        cdn = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=s.download_concurrency),
-            follow_redirects=True,
-            **options,
-        )
+            verify = httpx.create_ssl_context()  # load the CA bundle once
+            api_transport = connections.transport(limits=api_limits, verify=verify)
+            cdn_transport = connections.transport(limits=cdn_limits, verify=verify)
+        api = httpx.AsyncClient(timeout=timeout, transport=api_transport)
+        cdn = httpx.AsyncClient(timeout=timeout, transport=cdn_transport, follow_redirects=True)
         return api, cdn
 
     # -- the run ------------------------------------------------------------------

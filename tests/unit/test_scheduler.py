@@ -224,3 +224,69 @@ def test_a_run_reads_no_row_of_the_queue_it_does_not_send_before_its_first_reque
         }
         assert scans == {}
         assert len(plans) >= 4  # recovery, the count, the claim, the job's start
+
+
+def test_each_output_is_saved_in_one_trip_to_a_worker_thread(world: World) -> None:
+    """The partial files a killed writer left are removed in the same worker-thread
+    call that writes the job's first output: one call per output, none left over."""
+    world.store.ingest("b", "m.yaml", jobs(8))
+    planted = []
+    for i in range(0, 8, 2):
+        folder = world.out / "b" / f"job-{i}"
+        folder.mkdir(parents=True)
+        planted.append(folder / ".0.png.k1ll3d00.part")
+        planted[-1].write_bytes(b"half a file")
+    calls: list[str] = []
+
+    async def counted(func: Any, *args: Any) -> Any:
+        calls.append(func.__name__)
+        return await inline(func, *args)
+
+    engine = Engine(
+        world.store,
+        world.settings(),
+        clock=world.clock,
+        transport=world.fashn,
+        blocking=counted,
+        rng=random.Random(0),
+    )
+    outcome = world.run(engine)
+    assert outcome.counts == {"completed": 8}
+    assert len(calls) == 8, calls
+    assert not any(p.exists() for p in planted)
+    assert len([p for p in world.out.rglob("*") if p.is_file()]) == 8
+    assert list(world.out.rglob("*.part")) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "statements", "transactions"),
+    [({"run_limit": None, "status_limit": None}, 13, 5), ({}, 17, 7)],
+    ids=["unlimited", "limited"],
+)
+def test_what_a_job_costs_the_database(
+    tmp_path: Path, limits: dict[str, Any], statements: int, transactions: int
+) -> None:
+    """The statements and transactions (at most) of each job of a plain run (one output,
+    completed at its first poll): the claim (select, start, attempt), the accepted
+    /run (attempt, ledger, charge), the completion (attempt, job, output), the job's
+    name (its own read), the save (output, count, job). With rate limits (the
+    defaults), each /run and /status is also logged as sent and as answered (their
+    own transactions for /status). Counted as the difference between a run of 30 jobs
+    and one of 10, so that what a run does once (recovery, counts) cancels out."""
+    world = World(tmp_path, latency={"*": (0.0, 0.0)})
+    ran: list[str] = []
+    commits: list[int] = []
+    event.listen(world.store.engine, "before_cursor_execute", lambda *a: ran.append(a[2]))
+    event.listen(world.store.engine, "commit", lambda *a: commits.append(1))
+    counted = {}
+    for batch, n in (("small", 10), ("large", 30)):
+        world.store.ingest(batch, "m.yaml", jobs(n, prefix=batch))
+        ran.clear()
+        commits.clear()
+        engine = world.engine(world.settings(**limits), batches=[batch])
+        assert world.run(engine).counts == {"completed": n}
+        counted[n] = (len(ran), len(commits))
+    (small_ran, small_commits), (large_ran, large_commits) = counted[10], counted[30]
+    # At most: a run's own reads (the queue looked at when it waits) vary a little.
+    assert (large_ran - small_ran) / 20 <= statements
+    assert (large_commits - small_commits) / 20 <= transactions
