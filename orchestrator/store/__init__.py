@@ -67,38 +67,9 @@ if TYPE_CHECKING:
         _newest_revision,
     )
 
-_FACADE = frozenset(
-    (
-        "BLOB_THRESHOLD",
-        "BatchInfo",
-        "Canceled",
-        "Chooser",
-        "ClaimedJob",
-        "Fleet",
-        "Flight",
-        "Gate",
-        "Holding",
-        "IngestResult",
-        "JobOrigin",
-        "NoQueue",
-        "OrchestratorError",
-        "PendingOutput",
-        "Recovery",
-        "Relay",
-        "Requeued",
-        "Spend",
-        "Store",
-        "Takeover",
-        "_changed_message",
-        "_current_revision",
-        "_migrations_dir",
-        "_newest_revision",
-    )
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name in _FACADE:
+    if name in __all__ and name != "DbLocation":  # the facade's, loaded on first use
         from . import facade
 
         return getattr(facade, name)
