@@ -89,6 +89,12 @@ class Status:
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    def failure(self) -> tuple[str, str]:
+        """A failed status's error name (a time-out without one is PollingTimeout; else
+        the status itself) and message."""
+        name = self.error_name or ("PollingTimeout" if self.status == "time_out" else "")
+        return name or self.status, self.error_message or ""
+
 
 class FashnClient:
     """Typed calls to `/run`, `/status` and `/credits`, over one shared `httpx.AsyncClient`."""

@@ -84,13 +84,13 @@ def fingerprint(
             if isinstance(value, str) and value.startswith("data:")
         }
     basis = {**inputs, **tokens} if tokens else inputs
-    return hashlib.sha256(_encode([model_name, basis]).encode()).hexdigest()
+    return fingerprint_of_json(model_name, _encode(basis))
 
 
 def fingerprint_of_json(model_name: str, inputs_json: str) -> str:
-    """`fingerprint` of a job none of whose inputs is a data URI, from its inputs'
-    canonical JSON (which ingest has made already): the same text is hashed, without
-    encoding the inputs a second time."""
+    """`fingerprint` from the canonical JSON of the inputs, data URIs already tokens:
+    the text hashed is that of [model_name, inputs]. Ingest, which has made that JSON
+    already, calls it directly for jobs without data URIs."""
     return hashlib.sha256(f"[{_name_json(model_name)},{inputs_json}]".encode()).hexdigest()
 
 

@@ -21,7 +21,7 @@ from ..policy import StatusAction
 from ..polling import Candidate, Durations, LossRate, pick
 from ..store import Flight, PendingOutput, Store
 from ..webhooks import Notice
-from .failures import log_failure
+from .failures import record_failed_prediction
 from .notices import Notices, Unmatched
 from .state import RunState, Slot
 
@@ -82,8 +82,7 @@ class Poller:
                 self.loss.late_webhook()
             return
         if notice.status.terminal:
-            self.loss.found_by_webhook()
-            self.notices.finished(notice.attempt_pk, by_poll=False)
+            self.counted_finish(notice.attempt_pk, by_poll=False)
             age = slot.cand.age(self.state.clock.monotonic())
             self._terminal(slot, notice.status, age, seen_by="webhook")
 
@@ -190,6 +189,13 @@ class Poller:
         """A poll found a prediction finished before any webhook here said so: lost,
         unless (in a fleet) another worker's receiver recorded its webhook first."""
         by_poll = self._share is None or not self.store.relay.settled([attempt_pk])
+        self.counted_finish(attempt_pk, by_poll=by_poll)
+
+    def counted_finish(self, attempt_pk: int, *, by_poll: bool) -> None:
+        """What the net learns of a finish: seen first by a poll (its webhook lost), or
+        announced by a webhook, here or at another worker's receiver."""
+        if not self.net:
+            return
         if by_poll:
             self.loss.found_by_poll()
         else:
@@ -207,9 +213,8 @@ class Poller:
             if outputs:
                 self._on_completed(flight.job_pk, outputs)
             return
-        name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
-        message = status.error_message or ""
-        self._failed(slot, name or status.status, message, refund=True, seen_by=seen_by)
+        name, message = status.failure()
+        self._failed(slot, name, message, refund=True, seen_by=seen_by)
 
     def _finish_age(self, cand: Candidate, seen_at: float) -> float:
         """When, in the prediction's life, it most likely finished.
@@ -232,20 +237,17 @@ class Poller:
         self, slot: Slot, name: str, message: str, *, refund: bool, seen_by: str | None = None
     ) -> None:
         state, flight = self.state, slot.flight
-        retry = policy.should_retry(name, flight.failures, state.settings.max_attempts)
-        not_before = state.clock.wall() + state.backoff(flight.failures) if retry else None
-        self.store.record_failed(
+        retried = record_failed_prediction(
+            self.store,
             flight,
-            name=name,
-            message=message,
+            name,
+            message,
+            max_attempts=state.settings.max_attempts,
+            retry_at=lambda: state.clock.wall() + state.backoff(flight.failures),
             refund=refund,
-            retry=retry,
-            not_before=not_before,
             seen_by=seen_by,
         )
-        if retry:
+        if retried:
             state.retries += 1
             log.warning("job %s: prediction failed with %s (will retry)", flight.job_id, name)
-        else:
-            log_failure(self.store, flight.job_pk, f"{name}: {message}" if message else name)
         self._release(slot)

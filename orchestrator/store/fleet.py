@@ -73,8 +73,7 @@ class Fleet:
             self._db, account, endpoint, limit, worker, paused_until, answers
         )
         if taken[0] is not None:  # the answers were written with the place
-            for pk in answers:
-                self._answers.pop(pk, None)
+            self._forget(answers)
         return taken
 
     def answered(self, request_pk: int) -> None:
@@ -89,8 +88,12 @@ class Fleet:
         if self._answers:
             answers = dict(self._answers)
             fleet_limits.answered(self._db, answers)
-            for pk in answers:
-                self._answers.pop(pk, None)
+            self._forget(answers)
+
+    def _forget(self, written: dict[int, float]) -> None:
+        """Drop the answer times just written (not those kept since the copy)."""
+        for pk in written:
+            self._answers.pop(pk, None)
 
     def slots_used(self, account: str) -> int:
         """The account's slots in use, as last committed (read without a lock)."""

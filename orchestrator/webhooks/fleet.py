@@ -31,7 +31,7 @@ from .. import policy
 from ..api import Status
 from ..clock import SYSTEM, Clock
 from ..config import Settings
-from ..engine.failures import log_failure
+from ..engine.failures import record_failed_prediction
 from ..models import AttemptState
 from ..store import Holding, Store
 from .endpoint import Webhooks
@@ -127,21 +127,21 @@ class FleetWebhooks(Webhooks):
         if status.status == "completed":
             store.record_completed(flight, status.outputs, seen_by="webhook")
             return
-        name, message = _failure(status)
+        name, message = status.failure()
         s = self.settings
-        retry = policy.should_retry(name, flight.failures, s.max_attempts)
-        wait = policy.backoff(flight.failures, base=s.backoff_base, cap=s.backoff_cap)
-        store.record_failed(
+        record_failed_prediction(
+            store,
             flight,
-            name=name,
-            message=message,
+            name,
+            message,
+            max_attempts=s.max_attempts,
+            retry_at=lambda: (
+                self.clock.wall()
+                + policy.backoff(flight.failures, base=s.backoff_base, cap=s.backoff_cap)
+            ),
             refund=True,
-            retry=retry,
-            not_before=self.clock.wall() + wait if retry else None,
             seen_by="webhook",
         )
-        if not retry:
-            log_failure(store, flight.job_pk, f"{name}: {message}" if message else name)
 
 
 class AccountWebhooks:
@@ -186,18 +186,10 @@ class AccountWebhooks:
                 slot = slots.pop(attempt_pk, None)
                 if slot is None:
                     continue
-                if poller.net:
-                    poller.loss.found_by_webhook()
-                    poller.notices.finished(attempt_pk, by_poll=False)
+                poller.counted_finish(attempt_pk, by_poll=False)
                 if state == AttemptState.COMPLETED:
                     download(slot.flight.job_pk)
                 poller.state.notify()
-
-
-def _failure(status: Status) -> tuple[str, str]:
-    """A failed status's error name and message, as the poller names them."""
-    name = status.error_name or ("PollingTimeout" if status.status == "time_out" else "")
-    return name or status.status, status.error_message or ""
 
 
 def _after_answer(announce: Callable[[Notice], None], notice: Notice) -> None:
