@@ -104,7 +104,6 @@ class Engine:
         # Webhooks (--webhook-url): the receiver's app exists from here on.
         # In a fleet, the worker's (one receiver for all its engines: webhooks/fleet.py).
         self.webhooks: Webhooks | AccountWebhooks | None = webhooks
-        self._fleet_webhooks = webhooks
         if settings.webhook_url and webhooks is None:
             from ..webhooks.endpoint import Webhooks  # starlette, uvicorn: only for webhooks
 
@@ -219,8 +218,7 @@ class Engine:
             if self.webhooks is not None:
                 self.webhooks.attach(poller.announce)
                 tg.start_soon(self.webhooks.serve)
-                if self._fleet_webhooks is not None:
-                    tg.start_soon(self._fleet_webhooks.follow, poller, downloader.start)
+                tg.start_soon(self.webhooks.follow, poller, downloader.start)
             for job_pk in recovery.downloads:
                 downloader.start(job_pk)
             tg.start_soon(submitter.run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..logs import redact_also
@@ -12,6 +13,9 @@ from ..store import Store
 from .inbox import Inbox, Notice
 from .receiver import Receiver, bind, serve
 from .token import Token
+
+if TYPE_CHECKING:
+    from ..engine.poller import Poller
 
 
 class Webhooks:
@@ -66,6 +70,10 @@ class Webhooks:
         sock, self._sock = self._sock, None
         if sock is not None:
             await serve(self.receiver.app, sock)
+
+    async def follow(self, poller: Poller, download: Callable[[int], None]) -> None:
+        """One process's receiver hears every webhook of its run: no other receiver
+        finishes its flights (in a fleet, see AccountWebhooks.follow)."""
 
     def close(self) -> None:
         """Release a socket that was bound but never served."""
